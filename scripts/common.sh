@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh. Source it; do not run it.
+#   source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# Sets REPO_ROOT (absolute) and CALLER_PWD (the directory the user ran from),
+# then cd's to REPO_ROOT so every script works from any cwd.
+
+CALLER_PWD="${CALLER_PWD:-$PWD}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+export REPO_ROOT CALLER_PWD
+cd "$REPO_ROOT" || exit 1
+
+log()  { printf '[embedstream] %s\n' "$*" >&2; }
+warn() { printf '[embedstream] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[embedstream] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Absolute form of a path the user typed (relative to where they ran the script).
+abspath_from_caller() {
+  local p="$1"
+  # shellcheck disable=SC2088  # matching a literal "~" the shell did not expand
+  case "$p" in
+    /*) printf '%s\n' "$p" ;;
+    "~"|"~/"*) printf '%s\n' "${HOME}${p#\~}" ;;
+    *)  printf '%s\n' "$CALLER_PWD/$p" ;;
+  esac
+}
+
+# Default model directory: $EMBEDSTREAM_MODEL_DIR if set, else models/all-MiniLM-L6-v2.
+default_model_dir() {
+  if [[ -n "${EMBEDSTREAM_MODEL_DIR:-}" ]]; then
+    abspath_from_caller "$EMBEDSTREAM_MODEL_DIR"
+  else
+    printf '%s\n' "$REPO_ROOT/models/all-MiniLM-L6-v2"
+  fi
+}
+
+# Preset: explicit argument, else `ci` under CI=true, else `release`.
+default_preset() {
+  if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; then echo ci; else echo release; fi
+}
+
+# True when $1 names a configure preset in CMakePresets.json.
+valid_presets() {
+  python3 - "$REPO_ROOT/CMakePresets.json" "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = [p["name"] for p in d.get(sys.argv[2], []) if not p.get("hidden")]
+print(" ".join(names))
+PY
+}
+
+check_preset() {
+  local p="$1" all
+  all="$(valid_presets configurePresets)"
+  [[ " $all " == *" $p "* ]] || die "unknown preset '$p' (choose one of: $all)"
+}
+
+jobs_count() {
+  local n
+  n="$(nproc 2>/dev/null || echo 2)"
+  echo "${EMBEDSTREAM_JOBS:-$n}"
+}

@@ -1,0 +1,43 @@
+// embedstream: the only place components are wired together. Each
+// subcommand lives in its own *_command.cc; this file registers them.
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "app/embed_command.h"
+#include "app/model_command.h"
+#include "core/logging.h"
+
+namespace {
+constexpr const char* kVersion = "0.1.0";
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "embedstream: turns a live stream of text into searchable vectors.\n"
+      "Embeds text in-process with a sentence-transformers BERT model "
+      "(default all-MiniLM-L6-v2, 384 dimensions).\n\n"
+      "Try:  echo 'hello world' | embedstream embed\n"
+      "      embedstream model info"};
+  app.name("embedstream");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options (--log-level) also after the subcommand
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off [info]");
+  app.set_version_flag("--version", kVersion);
+  app.parse_complete_callback([&] { embedstream::SetLogLevel(log_level); });
+
+  embedstream::app::EmbedCommand embed;
+  embed.Register(app);
+  embedstream::app::ModelCommand model;
+  model.Register(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}

@@ -1,0 +1,115 @@
+// Parity with the real sentence-transformers: tests/fixtures/parity was
+// written by scripts/parity/make_fixtures.py (PyTorch, f32). Token ids must
+// be identical; vectors within cosine 0.99999 (f32) / 0.999 (bf16).
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/cpu_features.h"
+#include "model/sentence_encoder.h"
+#include "test_util.h"
+
+namespace embedstream::model {
+namespace {
+
+struct Case {
+  std::string name;
+  std::string text;
+  std::vector<int32_t> ids;
+  std::vector<float> embedding;
+};
+
+std::vector<Case> LoadCases() {
+  std::vector<Case> cases;
+  std::ifstream in(embedstream::testing::SourceDir() / "tests/fixtures/parity/parity.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line);
+    Case c;
+    c.name = j.value("name", "");
+    c.text = j["text"].get<std::string>();
+    c.ids = j["token_ids"].get<std::vector<int32_t>>();
+    c.embedding = j["embedding"].get<std::vector<float>>();
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+double Cosine(const float* a, const float* b, size_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    na += static_cast<double>(a[i]) * a[i];
+    nb += static_cast<double>(b[i]) * b[i];
+  }
+  return dot / std::sqrt(na * nb);
+}
+
+class ParityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cases_ = new std::vector<Case>(LoadCases()); }
+  static void TearDownTestSuite() { delete cases_; }
+  void SetUp() override { ASSERT_GE(cases_->size(), 200u) << "parity fixtures missing"; }
+
+  void CheckVectors(Precision precision, double min_cosine) {
+    EncoderOptions opt;
+    opt.precision = precision;
+    auto enc = SentenceEncoder::Load(embedstream::testing::ModelDir(), opt);
+    ASSERT_TRUE(enc.ok()) << enc.error().ToString();
+    const size_t D = (*enc)->dim();
+    std::vector<std::string_view> texts;
+    for (const auto& c : *cases_) texts.push_back(c.text);
+    std::vector<float> out(texts.size() * D);
+    (*enc)->Embed(texts, out.data());
+    double worst = 1.0;
+    std::string worst_name;
+    for (size_t i = 0; i < cases_->size(); ++i) {
+      const Case& c = (*cases_)[i];
+      ASSERT_EQ(c.embedding.size(), D);
+      const double cos = Cosine(&out[i * D], c.embedding.data(), D);
+      EXPECT_GE(cos, min_cosine) << c.name << ": " << c.text.substr(0, 80);
+      if (cos < worst) {
+        worst = cos;
+        worst_name = c.name;
+      }
+    }
+    std::printf("[parity] %s: %zu texts, worst cosine %.9f (%s)\n", PrecisionName(precision),
+                cases_->size(), worst, worst_name.c_str());
+  }
+
+  static std::vector<Case>* cases_;
+};
+std::vector<Case>* ParityTest::cases_ = nullptr;
+
+TEST_F(ParityTest, TokenIdsIdenticalToSentenceTransformers) {
+  auto tok = text::BertTokenizer::Load(embedstream::testing::ModelDir());
+  ASSERT_TRUE(tok.ok()) << tok.error().ToString();
+  size_t mismatches = 0;
+  for (const Case& c : *cases_) {
+    const auto ids = tok->Encode(c.text, 256);
+    if (ids != c.ids) {
+      ++mismatches;
+      ADD_FAILURE() << c.name << ": token ids differ for " << c.text.substr(0, 120);
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+}
+
+TEST_F(ParityTest, F32VectorsMatchSentenceTransformers) { CheckVectors(Precision::kF32, 0.99999); }
+
+TEST_F(ParityTest, Bf16VectorsMatchSentenceTransformers) {
+  const CpuFeatures& f = GetCpuFeatures();
+  if (!f.avx512_bf16 && !f.amx_bf16) {
+    GTEST_SKIP() << "no AVX512_BF16 on this CPU; bf16 falls back to f32 (EncoderTest covers it)";
+  }
+  CheckVectors(Precision::kBF16, 0.999);
+}
+
+}  // namespace
+}  // namespace embedstream::model
