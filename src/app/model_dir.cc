@@ -31,7 +31,7 @@ Result<std::filesystem::path> ResolveModelDir(const std::string& flag_value) {
     if (std::filesystem::exists(p / "config.json", ec)) return p.lexically_normal();
   }
   std::string msg = "no model found (looked in";
-  for (const auto& p : tried) msg += " " + p.lexically_normal().string();
+  for (const auto& p : tried) msg.append(" ").append(p.lexically_normal().string());
   msg += "); run scripts/fetch_model.sh or pass --model-dir / set EMBEDSTREAM_MODEL_DIR";
   return Error(errc::not_found, msg);
 }

@@ -40,7 +40,7 @@ DecodeResult DecodeJson(std::string_view bytes) {
     if (key == "text" || (key == "message" && !have_text)) {
       std::string_view s;
       if (v.get_string().get(s)) {
-        return Fail("wrong_type", "'" + std::string(key) + "' must be a string");
+        return Fail("wrong_type", std::string(key).append(" must be a string"));
       }
       rec.text.assign(s);
       have_text = true;

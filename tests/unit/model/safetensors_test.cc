@@ -97,7 +97,9 @@ TEST_F(SafeTensorsTest, CorruptFilesAreRejected) {
     auto path = Write(c.header, c.data, c.len_override);
     auto st = SafeTensorsFile::Open(path);
     EXPECT_FALSE(st.ok()) << c.what;
-    if (!st.ok()) EXPECT_EQ(st.error().code, errc::corrupt) << c.what;
+    if (!st.ok()) {
+      EXPECT_EQ(st.error().code, errc::corrupt) << c.what;
+    }
   }
   std::ofstream(dir_ / "tiny.safetensors") << "abc";
   auto tiny = SafeTensorsFile::Open(dir_ / "tiny.safetensors");
