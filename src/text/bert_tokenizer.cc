@@ -34,9 +34,8 @@ BertNormalizerConfig NormalizerConfig(const BertTokenizerOptions& o) {
 }  // namespace
 
 BertTokenizer::BertTokenizer(BertTokenizerOptions options, WordPiece wordpiece,
-                             std::vector<std::string> extra_tokens,
-                             AddedTokenMatcher added_tokens, int32_t cls_id, int32_t sep_id,
-                             int32_t pad_id)
+                             std::vector<std::string> extra_tokens, AddedTokenMatcher added_tokens,
+                             int32_t cls_id, int32_t sep_id, int32_t pad_id)
     : options_(std::move(options)),
       normalizer_(NormalizerConfig(options_)),
       wordpiece_(std::move(wordpiece)),
@@ -76,8 +75,8 @@ Result<BertTokenizer> BertTokenizer::Assemble(BertTokenizerSpec spec) {
   std::vector<std::string> extra_tokens;
   for (const AddedToken& t : extra) {
     if (static_cast<size_t>(t.id) != model_size + extra_tokens.size()) {
-      return Error(errc::corrupt, "added token '" + t.content + "' has id " +
-                                      std::to_string(t.id) + "; expected " +
+      return Error(errc::corrupt, "added token '" + t.content + "' has id " + std::to_string(t.id) +
+                                      "; expected " +
                                       std::to_string(model_size + extra_tokens.size()));
     }
     extra_tokens.push_back(t.content);
@@ -102,10 +101,9 @@ Result<BertTokenizer> BertTokenizer::Assemble(BertTokenizerSpec spec) {
   if (!pad) return pad.error();
 
   Result<WordPiece> wordpiece = WordPiece::Create(
-      std::move(*vocab),
-      {.unk_token = spec.options.unk_token,
-       .continuing_subword_prefix = spec.options.continuing_subword_prefix,
-       .max_input_chars_per_word = spec.options.max_input_chars_per_word});
+      std::move(*vocab), {.unk_token = spec.options.unk_token,
+                          .continuing_subword_prefix = spec.options.continuing_subword_prefix,
+                          .max_input_chars_per_word = spec.options.max_input_chars_per_word});
   if (!wordpiece) return wordpiece.error();
 
   return BertTokenizer(std::move(spec.options), std::move(*wordpiece), std::move(extra_tokens),

@@ -131,8 +131,7 @@ Status ParseModel(const JsonReader& r, const json& root, BertTokenizerSpec& spec
       !s) {
     return s;
   }
-  if (Status s = r.Size(*m, "max_input_chars_per_word", "model", o.max_input_chars_per_word);
-      !s) {
+  if (Status s = r.Size(*m, "max_input_chars_per_word", "model", o.max_input_chars_per_word); !s) {
     return s;
   }
   const json* vocab = JsonReader::Field(*m, "vocab");
@@ -234,16 +233,16 @@ Status ParsePostProcessor(const JsonReader& r, const json& root, BertTokenizerSp
     const json* id = item == nullptr ? nullptr : JsonReader::Field(*item, "id");
     return id != nullptr && id->is_string() ? id : nullptr;
   };
-  if (single == nullptr || !single->is_array() || single->size() != 3 ||
-      special_at(0) == nullptr || special_at(2) == nullptr ||
-      JsonReader::Field((*single)[1], "Sequence") == nullptr) {
+  if (single == nullptr || !single->is_array() || single->size() != 3 || special_at(0) == nullptr ||
+      special_at(2) == nullptr || JsonReader::Field((*single)[1], "Sequence") == nullptr) {
     return r.Unsupported("post_processor.single is not [special] $A [special]");
   }
   o.cls_token = special_at(0)->get<std::string>();
   o.sep_token = special_at(2)->get<std::string>();
   const json* specials = JsonReader::Field(*p, "special_tokens");
   for (const std::string* token : {&o.cls_token, &o.sep_token}) {
-    const json* entry = specials == nullptr ? nullptr : JsonReader::Field(*specials, token->c_str());
+    const json* entry =
+        specials == nullptr ? nullptr : JsonReader::Field(*specials, token->c_str());
     const json* ids = entry == nullptr ? nullptr : JsonReader::Field(*entry, "ids");
     if (ids == nullptr || !ids->is_array() || ids->size() != 1) {
       return r.Unsupported("post_processor.special_tokens['" + *token + "'] is not one id");
@@ -351,8 +350,7 @@ Result<BertTokenizerSpec> ReadTokenizerDir(const std::filesystem::path& dir) {
   if (std::filesystem::exists(config_path, ec)) {
     Result<std::string> config_text = ReadFile(config_path);
     if (!config_text) return config_text.error();
-    if (Status s = ApplyTokenizerConfigJson(*config_text, config_path.string(), spec.options);
-        !s) {
+    if (Status s = ApplyTokenizerConfigJson(*config_text, config_path.string(), spec.options); !s) {
       return s.error();
     }
   }

@@ -13,7 +13,7 @@ enum class CharClass : uint8_t { kWord, kSpace, kPunct };
 
 constexpr std::array<CharClass, 128> MakeAsciiClasses() {
   std::array<CharClass, 128> classes{};
-  for (int c = 0; c < 128; ++c) {
+  for (size_t c = 0; c < 128; ++c) {
     if (c == ' ' || (c >= '\t' && c <= '\r')) {
       classes[c] = CharClass::kSpace;
     } else if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||

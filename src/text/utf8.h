@@ -47,9 +47,9 @@ inline DecodedChar DecodeUtf8(std::string_view s, size_t pos) {
       const unsigned lo = b0 == 0xF0 ? 0x90 : 0x80;  // F0: no overlongs
       const unsigned hi = b0 == 0xF4 ? 0x8F : 0xBF;  // F4: nothing past U+10FFFF
       if (b1 >= lo && b1 <= hi && cont(p[2]) && cont(p[3])) {
-        return {((b0 & 0x07u) << 18) | ((b1 & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                    (p[3] & 0x3Fu),
-                4};
+        return {
+            ((b0 & 0x07u) << 18) | ((b1 & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu),
+            4};
       }
     }
   }

@@ -56,7 +56,7 @@ class Vocab {
 
  private:
   struct Slot {
-    uint32_t tag = 0;      // high half of the final hash
+    uint32_t tag = 0;  // high half of the final hash
     int32_t id = kNotFound;
   };
   static uint64_t Finish(uint64_t state);

@@ -16,8 +16,8 @@ using Ids = std::vector<int32_t>;
 // [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 hello=5 world=6 !=7 ,=8 un=9 ##aff=10
 // ##able=11 中=12 cafe=13 [=14 mask=15 ]=16 ##s=17 a=18 ##a=19
 std::vector<std::string> SmallVocab() {
-  return {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "!",   ",",  "un",
-          "##aff", "##able", "中",   "cafe",  "[",      "mask",  "]",     "##s", "a",  "##a"};
+  return {"[PAD]", "[UNK]",  "[CLS]", "[SEP]", "[MASK]", "hello", "world", "!",   ",", "un",
+          "##aff", "##able", "中",    "cafe",  "[",      "mask",  "]",     "##s", "a", "##a"};
 }
 
 BertTokenizer Make(BertTokenizerOptions options = {}) {
@@ -40,10 +40,10 @@ TEST(BertTokenizer, EncodesWithClsAndSep) {
 
 TEST(BertTokenizer, EmptyAndWhitespaceOnlyInputIsClsSep) {
   const BertTokenizer tok = Make();
-  for (std::string_view text : {std::string_view(""), std::string_view("   "),
-                                std::string_view("\t\n\r \u3000\u00a0"),
-                                std::string_view("\0\x01\x7f", 3), std::string_view("\x80\xff"),
-                                std::string_view("\u200b\ufeff")}) {
+  for (std::string_view text :
+       {std::string_view(""), std::string_view("   "), std::string_view("\t\n\r \u3000\u00a0"),
+        std::string_view("\0\x01\x7f", 3), std::string_view("\x80\xff"),
+        std::string_view("\u200b\ufeff")}) {
     EXPECT_EQ(tok.Encode(text, 16), (Ids{2, 3})) << text;
     EXPECT_TRUE(tok.Tokenize(text).empty());
   }
@@ -110,10 +110,10 @@ TEST(BertTokenizer, InvalidUtf8NeverFailsAndVanishes) {
   const BertTokenizer tok = Make();
   const Ids hello = tok.Encode("hello", 16);
   // Lone continuation bytes, truncated sequences, overlong forms, surrogates.
-  for (std::string_view bad : {"hel\x80lo", "hel\xbf\x80lo", "hello\xc3", "hello\xe4\xb8",
-                               "\xf0\x9f\x98hello", "hel\xc0\xaflo", "hel\xe0\x80\xaflo",
-                               "hel\xed\xa0\x80lo", "hel\xed\xbf\xbflo", "hel\xf4\x90\x80\x80lo",
-                               "hel\xfflo"}) {
+  for (std::string_view bad :
+       {"hel\x80lo", "hel\xbf\x80lo", "hello\xc3", "hello\xe4\xb8", "\xf0\x9f\x98hello",
+        "hel\xc0\xaflo", "hel\xe0\x80\xaflo", "hel\xed\xa0\x80lo", "hel\xed\xbf\xbflo",
+        "hel\xf4\x90\x80\x80lo", "hel\xfflo"}) {
     EXPECT_EQ(tok.Encode(bad, 16), hello) << ::testing::PrintToString(bad);
   }
   // Without clean_text the U+FFFD stays and the word is unknown.

@@ -94,7 +94,8 @@ TEST_F(TokenizerDir, ReadsNormalizerFlags) {
 
 TEST_F(TokenizerDir, AcceptsBertProcessingAndNoNormalizer) {
   json j = MinimalTokenizerJson();
-  j["post_processor"] = json::parse(R"({"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]})");
+  j["post_processor"] =
+      json::parse(R"({"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]})");
   j["normalizer"] = nullptr;
   Write("tokenizer.json", j.dump());
   auto tok = Load();
@@ -116,7 +117,8 @@ TEST_F(TokenizerDir, AddedTokensPastTheVocabExtendIt) {
 
 TEST_F(TokenizerDir, LoadsVocabTxtWithConfig) {
   Write("vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\nhello\r\nHello\r\n");
-  Write("tokenizer_config.json", R"({"do_lower_case": false, "mask_token": {"content": "[MASK]"}})");
+  Write("tokenizer_config.json",
+        R"({"do_lower_case": false, "mask_token": {"content": "[MASK]"}})");
   auto tok = Load();
   ASSERT_TRUE(tok.ok()) << tok.error().ToString();
   EXPECT_FALSE(tok->options().lowercase);
@@ -129,7 +131,8 @@ TEST_F(TokenizerDir, VocabTxtWithoutConfigUsesBertDefaults) {
   auto tok = Load();
   ASSERT_TRUE(tok.ok()) << tok.error().ToString();
   EXPECT_TRUE(tok->options().lowercase);
-  EXPECT_EQ(tok->Encode("HÉLLO", 8), (std::vector<int32_t>{2, 4, 3}));  // lowercased, accent stripped
+  EXPECT_EQ(tok->Encode("HÉLLO", 8),
+            (std::vector<int32_t>{2, 4, 3}));  // lowercased, accent stripped
 }
 
 TEST_F(TokenizerDir, MissingFilesAreNotFound) {
@@ -150,13 +153,14 @@ TEST_F(TokenizerDir, CorruptJsonIsCorrupt) {
 }
 
 TEST_F(TokenizerDir, WrongFieldTypesAreCorrupt) {
-  for (auto edit : {+[](json& j) { j["normalizer"]["lowercase"] = "yes"; },
-                    +[](json& j) { j["model"]["vocab"]["hello"] = "4"; },
-                    +[](json& j) { j["model"]["vocab"]["hello"] = 5; },   // id 5 twice
-                    +[](json& j) { j["model"]["vocab"]["hello"] = 70; },  // gap
-                    +[](json& j) { j["model"]["vocab"] = json::array(); },
-                    +[](json& j) { j["added_tokens"] = json::object(); },
-                    +[](json& j) { j["post_processor"]["special_tokens"]["[CLS]"]["ids"] = {5}; }}) {
+  for (auto edit :
+       {+[](json& j) { j["normalizer"]["lowercase"] = "yes"; },
+        +[](json& j) { j["model"]["vocab"]["hello"] = "4"; },
+        +[](json& j) { j["model"]["vocab"]["hello"] = 5; },   // id 5 twice
+        +[](json& j) { j["model"]["vocab"]["hello"] = 70; },  // gap
+        +[](json& j) { j["model"]["vocab"] = json::array(); },
+        +[](json& j) { j["added_tokens"] = json::object(); },
+        +[](json& j) { j["post_processor"]["special_tokens"]["[CLS]"]["ids"] = {5}; }}) {
     json j = MinimalTokenizerJson();
     edit(j);
     Write("tokenizer.json", j.dump());
@@ -167,8 +171,12 @@ TEST_F(TokenizerDir, WrongFieldTypesAreCorrupt) {
 }
 
 TEST_F(TokenizerDir, UnsupportedComponentsAreUnsupported) {
-  for (auto edit : {+[](json& j) { j["normalizer"] = {{"type", "NFKC"}}; },
-                    +[](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; },
+  for (auto edit : {+[](json& j) {
+                      j["normalizer"] = {{"type", "NFKC"}};
+                    },
+                    +[](json& j) {
+                      j["pre_tokenizer"] = {{"type", "Whitespace"}};
+                    },
                     +[](json& j) { j["pre_tokenizer"] = nullptr; },
                     +[](json& j) { j["model"]["type"] = "BPE"; },
                     +[](json& j) { j["post_processor"] = nullptr; },

@@ -48,8 +48,8 @@ TEST(HfUnicode, ControlIsHfsFrozenCcCfCo) {
 
 TEST(HfUnicode, Punctuation) {
   for (char32_t c = 0; c < 128; ++c) {
-    const bool ascii_punct = (c >= 33 && c <= 47) || (c >= 58 && c <= 64) ||
-                             (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+    const bool ascii_punct = (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+                             (c >= 123 && c <= 126);
     EXPECT_EQ(HfIsPunctuation(c), ascii_punct) << static_cast<uint32_t>(c);
   }
   for (char32_t c : {U'\u00A1', U'\u00BF', U'\u2014', U'\u201C', U'\u3002', U'\uFF01', U'\u166D'}) {
@@ -80,9 +80,9 @@ TEST(HfUnicode, ChineseCharRangesFollowHf) {
 TEST(HfUnicode, LowercaseIsRustsToLowercase) {
   EXPECT_EQ(Lower('A'), std::vector<char32_t>{'a'});
   EXPECT_EQ(Lower(0x130), (std::vector<char32_t>{'i', 0x307}));  // 'İ' expands
-  EXPECT_EQ(Lower(0x1E9E), std::vector<char32_t>{0xDF});          // 'ẞ' -> 'ß'
-  EXPECT_EQ(Lower(0x3A3), std::vector<char32_t>{0x3C3});          // no final-sigma rule
-  EXPECT_EQ(Lower(0x212A), std::vector<char32_t>{'k'});           // Kelvin sign
+  EXPECT_EQ(Lower(0x1E9E), std::vector<char32_t>{0xDF});         // 'ẞ' -> 'ß'
+  EXPECT_EQ(Lower(0x3A3), std::vector<char32_t>{0x3C3});         // no final-sigma rule
+  EXPECT_EQ(Lower(0x212A), std::vector<char32_t>{'k'});          // Kelvin sign
   EXPECT_EQ(Lower(0xDF), std::vector<char32_t>{0xDF});
 }
 
@@ -90,7 +90,7 @@ TEST(HfUnicode, Decompose) {
   EXPECT_EQ(Decompose(0xE9), (std::vector<char32_t>{'e', 0x301}));
   EXPECT_EQ(Decompose(0x1E69), (std::vector<char32_t>{'s', 0x323, 0x307}));
   EXPECT_EQ(Decompose(0xD55C), (std::vector<char32_t>{0x1112, 0x1161, 0x11AB}));  // 한
-  EXPECT_EQ(Decompose(0xFB01), std::vector<char32_t>{0xFB01});  // compatibility only
+  EXPECT_EQ(Decompose(0xFB01), std::vector<char32_t>{0xFB01});    // compatibility only
   EXPECT_EQ(Decompose(0x11938), std::vector<char32_t>{0x11938});  // HF's NFD is older
   EXPECT_TRUE(HfIsNonspacingMark(0x301));
   EXPECT_FALSE(HfIsNonspacingMark(0x898));  // Mn since Unicode 14, not in HF's tables
@@ -103,8 +103,10 @@ TEST(HfUnicode, MatchesHfForEveryCodepoint) {
   std::ifstream in(path);
   ASSERT_TRUE(in) << path;
   const BertNormalizer full({});
-  const BertNormalizer lower_only(
-      {.clean_text = false, .handle_chinese_chars = false, .strip_accents = false, .lowercase = true});
+  const BertNormalizer lower_only({.clean_text = false,
+                                   .handle_chinese_chars = false,
+                                   .strip_accents = false,
+                                   .lowercase = true});
 
   auto parse_cps = [](const std::string& field) {
     std::string out;

@@ -25,10 +25,12 @@ TEST(BertNormalizer, AllStepsOffIsIdentityOnValidUtf8) {
 TEST(BertNormalizer, CleanTextDropsControlsAndMapsWhitespace) {
   const BertNormalizer n(Only(&BertNormalizerConfig::clean_text));
   EXPECT_EQ(n.Normalize(std::string("a\0b", 3)), "ab");
-  EXPECT_EQ(n.Normalize("a\x01\x1f\x7f" "b"), "ab");
+  EXPECT_EQ(n.Normalize("a\x01\x1f\x7f"
+                        "b"),
+            "ab");
   EXPECT_EQ(n.Normalize("a\tb\nc\rd"), "a b c d");
   EXPECT_EQ(n.Normalize("a\vb\fc"), "abc");  // \v \f are Cc: dropped, not spaces
-  EXPECT_EQ(n.Normalize("a\u0085b"), "ab");   // NEL is Cc too
+  EXPECT_EQ(n.Normalize("a\u0085b"), "ab");  // NEL is Cc too
   EXPECT_EQ(n.Normalize("a\u00a0b\u3000c\u2028d\u2029e\u2003f"), "a b c d e f");
   EXPECT_EQ(n.Normalize("zero\u200bwidth\u200djoin\ufeff\u00ad"), "zerowidthjoin");
   EXPECT_EQ(n.Normalize("a\ufffdb"), "ab");
@@ -51,7 +53,7 @@ TEST(BertNormalizer, StripAccentsDecomposesAndDropsMn) {
   EXPECT_EQ(n.Normalize("Ελληνικά"), "Ελληνικα");
   EXPECT_EQ(n.Normalize("İ"), "I");
   EXPECT_EQ(n.Normalize("한"), "\u1112\u1161\u11ab");  // Hangul stays decomposed
-  EXPECT_EQ(n.Normalize("ﬁ ß"), "ﬁ ß");               // no compatibility mapping
+  EXPECT_EQ(n.Normalize("ﬁ ß"), "ﬁ ß");                // no compatibility mapping
   EXPECT_EQ(n.Normalize("\u00c5\u212b"), "AA");
 }
 
@@ -84,16 +86,27 @@ TEST(BertNormalizer, StepsRunInHfOrder) {
 }
 
 TEST(BertNormalizer, StripAccentsFollowsConfigNotLowercase) {
-  const BertNormalizer n({.clean_text = true, .handle_chinese_chars = true,
-                          .strip_accents = false, .lowercase = true});
+  const BertNormalizer n({.clean_text = true,
+                          .handle_chinese_chars = true,
+                          .strip_accents = false,
+                          .lowercase = true});
   EXPECT_EQ(n.Normalize("CAFÉ İ"), "café i\u0307");
 }
 
 TEST(BertNormalizer, InvalidUtf8IsDroppedByCleanText) {
   const BertNormalizer n({});
-  EXPECT_EQ(n.Normalize("a\x80" "b\xC3" "c\xE4\xB8" "d\xC0\xAF" "e\xED\xA0\x80" "f\xFF"), "abcdef");
+  EXPECT_EQ(n.Normalize("a\x80"
+                        "b\xC3"
+                        "c\xE4\xB8"
+                        "d\xC0\xAF"
+                        "e\xED\xA0\x80"
+                        "f\xFF"),
+            "abcdef");
   const BertNormalizer raw(kNone);
-  EXPECT_EQ(raw.Normalize("a\x80" "b"), "a\ufffd" "b");
+  EXPECT_EQ(raw.Normalize("a\x80"
+                          "b"),
+            "a\ufffd"
+            "b");
   EXPECT_EQ(raw.Normalize("\xE4\xB8"), "\ufffd\ufffd");
 }
 

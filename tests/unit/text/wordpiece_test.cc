@@ -11,17 +11,16 @@ namespace {
 
 // ids: [UNK]=0 un=1 ##aff=2 ##able=3 a=4 ##a=5 ##b=6 b=7 ##ab=8 caf=9 ##é=10
 WordPiece Make(size_t max_chars = 100, std::string prefix = "##") {
-  std::vector<std::string> tokens = {"[UNK]", "un", "##aff", "##able", "a", "##a",
+  std::vector<std::string> tokens = {"[UNK]", "un", "##aff", "##able", "a",  "##a",
                                      "##b",   "b",  "##ab",  "caf",    "##é"};
   if (prefix != "##") {
     for (std::string& t : tokens) {
       if (t.starts_with("##")) t = prefix + t.substr(2);
     }
   }
-  auto wp = WordPiece::Create(*Vocab::Build(tokens),
-                              {.unk_token = "[UNK]",
-                               .continuing_subword_prefix = prefix,
-                               .max_input_chars_per_word = max_chars});
+  auto wp = WordPiece::Create(*Vocab::Build(tokens), {.unk_token = "[UNK]",
+                                                      .continuing_subword_prefix = prefix,
+                                                      .max_input_chars_per_word = max_chars});
   EXPECT_TRUE(wp.ok());
   return std::move(*wp);
 }
