@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -30,6 +32,44 @@ constexpr int64_t kReferenceRows = 512;  // M used to pick the weight layout
 // The four GEMMs of a BERT layer; all layers share shapes, so one primitive
 // per (op, rows) serves every layer.
 enum Op { kQkv = 0, kAttnOut = 1, kFfnIn = 2, kFfnOut = 3, kNumOps = 4 };
+
+// EMBEDSTREAM_PROFILE=1: wall time per stage, printed when the backend is
+// destroyed. Costs one clock read per stage when on, nothing when off.
+class StageProfile {
+ public:
+  enum Stage { kEmbed, kLayerNorm, kGemmQkv, kAttention, kGemmOut, kGemmFfnIn, kGemmFfnOut,
+               kPool, kNumStages };
+  StageProfile() : on_(std::getenv("EMBEDSTREAM_PROFILE") != nullptr) {}
+  ~StageProfile() {
+    if (!on_ || tokens_ == 0) return;
+    static const char* kNames[] = {"embed", "layernorm", "gemm_qkv", "attention", "gemm_out",
+                                   "gemm_ffn_in", "gemm_ffn_out", "pool"};
+    double total = 0;
+    for (double t : seconds_) total += t;
+    std::fprintf(stderr, "[profile] %zu tokens, %.3f s, %.0f tok/s\n", tokens_, total,
+                 static_cast<double>(tokens_) / total);
+    for (int i = 0; i < kNumStages; ++i) {
+      std::fprintf(stderr, "[profile]   %-13s %8.3f s %5.1f%%\n", kNames[i], seconds_[i],
+                   100.0 * seconds_[i] / total);
+    }
+  }
+  void Tokens(size_t n) { tokens_ += n; }
+  void Start() {
+    if (on_) t0_ = std::chrono::steady_clock::now();
+  }
+  void Stop(Stage s) {
+    if (!on_) return;
+    const auto t1 = std::chrono::steady_clock::now();
+    seconds_[s] += std::chrono::duration<double>(t1 - t0_).count();
+    t0_ = t1;
+  }
+
+ private:
+  bool on_;
+  size_t tokens_ = 0;
+  std::chrono::steady_clock::time_point t0_;
+  std::array<double, kNumStages> seconds_{};
+};
 
 template <typename T>
 class AlignedBuffer {
@@ -97,39 +137,49 @@ class CpuBackend final : public EncoderBackend {
     if (T == 0) return;
     const int64_t M = (T + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
     const int64_t H = config_.hidden_size;
-    const int64_t F = config_.intermediate_size;
     const auto uH = static_cast<size_t>(H);
     const bool bf16 = precision_ == Precision::kBF16;
     Reserve(M);
+    prof_.Tokens(static_cast<size_t>(T));
+    prof_.Start();
     Embed(batch);
     // Rows past T stay zero in the inputs so every GEMM sees finite values.
     std::memset(x_.data() + T * H, 0, static_cast<size_t>((M - T) * H) * sizeof(float));
+    prof_.Stop(StageProfile::kEmbed);
 
     const float eps = config_.layer_norm_eps;
     const BertWeights& w = *weights_;
     kernels::LayerNorm(x_.data(), static_cast<size_t>(T), uH, w.emb_ln_gamma.data(),
                        w.emb_ln_beta.data(), eps, bf16 ? xb_.data() : nullptr);
+    prof_.Stop(StageProfile::kLayerNorm);
     const auto heads = static_cast<size_t>(config_.num_heads);
     const auto head_dim = static_cast<size_t>(config_.head_dim());
     for (size_t l = 0; l < layers_.size(); ++l) {
       const BertLayerWeights& L = w.layers[l];
       const LayerMem& m = layers_[l];
       Run(kQkv, M, m, bf16 ? static_cast<void*>(xb_.data()) : x_.data(), qkv_.data());
+      prof_.Stop(StageProfile::kGemmQkv);
       kernels::Attention(qkv_.data(), bf16 ? nullptr : ctx_.data(), batch.offsets.data(),
                          batch.num_sequences(), heads, head_dim,
                          bf16 ? ctxb_.data() : nullptr);
+      prof_.Stop(StageProfile::kAttention);
       Run(kAttnOut, M, m, bf16 ? static_cast<void*>(ctxb_.data()) : ctx_.data(), x_.data());
+      prof_.Stop(StageProfile::kGemmOut);
       kernels::LayerNorm(x_.data(), static_cast<size_t>(T), uH, L.ln1_gamma.data(),
                          L.ln1_beta.data(), eps, bf16 ? xb_.data() : nullptr);
+      prof_.Stop(StageProfile::kLayerNorm);
       void* ff = bf16 ? static_cast<void*>(ffb_.data()) : ff_.data();
       Run(kFfnIn, M, m, bf16 ? static_cast<void*>(xb_.data()) : x_.data(), ff);
+      prof_.Stop(StageProfile::kGemmFfnIn);
       Run(kFfnOut, M, m, ff, x_.data());
+      prof_.Stop(StageProfile::kGemmFfnOut);
       kernels::LayerNorm(x_.data(), static_cast<size_t>(T), uH, L.ln2_gamma.data(),
                          L.ln2_beta.data(), eps, bf16 ? xb_.data() : nullptr);
+      prof_.Stop(StageProfile::kLayerNorm);
     }
-    (void)F;
     kernels::Pool(x_.data(), uH, batch.offsets.data(), batch.num_sequences(), config_.pooling,
                   config_.normalize, out);
+    prof_.Stop(StageProfile::kPool);
   }
 
  private:
@@ -255,6 +305,7 @@ class CpuBackend final : public EncoderBackend {
   AlignedBuffer<unsigned char> scratchpad_;
   AlignedBuffer<float> x_, qkv_, ctx_, ff_;
   AlignedBuffer<uint16_t> xb_, ctxb_, ffb_;
+  StageProfile prof_;
 };
 
 }  // namespace
