@@ -97,8 +97,12 @@ ES_INLINE void AttentionHeadTiled(const float* q, const float* k, const float* v
   const size_t Lp = PaddedLength(L);
   float* kt = scratch;           // [D][Lp]
   float* s = scratch + D * Lp;   // [kRows][Lp]
+  // Row by row: each key row is read once, contiguously.
+  for (size_t j = 0; j < L; ++j) {
+    const float* kj = k + j * stride;
+    for (size_t d = 0; d < D; ++d) kt[d * Lp + j] = kj[d];
+  }
   for (size_t d = 0; d < D; ++d) {
-    for (size_t j = 0; j < L; ++j) kt[d * Lp + j] = k[j * stride + d];
     for (size_t j = L; j < Lp; ++j) kt[d * Lp + j] = 0.0f;
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -122,20 +126,32 @@ ES_INLINE void AttentionHeadTiled(const float* q, const float* k, const float* v
         for (size_t jj = 0; jj < kKeyBlock; ++jj) s[r * Lp + j0 + jj] = acc[r][jj] * scale;
       }
     }
+    // Softmax numerators over whole 16-key blocks (padded keys masked out);
+    // the 1/sum is applied to the P.V result instead of to every probability.
+    float inv_sum[kRows];
     for (size_t r = 0; r < kRows; ++r) {
       float* sr = s + r * Lp;
-      float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-      for (size_t j = 0; j < L; ++j) mx = sr[j] > mx ? sr[j] : mx;
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (size_t j = 0; j < L; ++j) {
-        sr[j] = ExpFast(sr[j] - mx);
-        sum += sr[j];
+      for (size_t j = L; j < Lp; ++j) sr[j] = -1e30f;
+      float lane_max[kKeyBlock];
+      for (size_t jj = 0; jj < kKeyBlock; ++jj) lane_max[jj] = sr[jj];
+      for (size_t j0 = kKeyBlock; j0 < Lp; j0 += kKeyBlock) {
+        for (size_t jj = 0; jj < kKeyBlock; ++jj) {
+          lane_max[jj] = sr[j0 + jj] > lane_max[jj] ? sr[j0 + jj] : lane_max[jj];
+        }
       }
-      const float inv = 1.0f / sum;
-#pragma omp simd
-      for (size_t j = 0; j < L; ++j) sr[j] *= inv;
+      float mx = lane_max[0];
+      for (size_t jj = 1; jj < kKeyBlock; ++jj) mx = lane_max[jj] > mx ? lane_max[jj] : mx;
+      float lane_sum[kKeyBlock] = {};
+      for (size_t j0 = 0; j0 < Lp; j0 += kKeyBlock) {
+        for (size_t jj = 0; jj < kKeyBlock; ++jj) {
+          const float e = ExpFast(sr[j0 + jj] - mx);
+          sr[j0 + jj] = e;
+          lane_sum[jj] += e;
+        }
+      }
+      float sum = 0.0f;
+      for (size_t jj = 0; jj < kKeyBlock; ++jj) sum += lane_sum[jj];
+      inv_sum[r] = 1.0f / sum;
     }
     float acc[kRows][D] = {};
     for (size_t j = 0; j < L; ++j) {
@@ -149,14 +165,15 @@ ES_INLINE void AttentionHeadTiled(const float* q, const float* k, const float* v
     }
     const size_t rows = std::min(kRows, L - i0);
     for (size_t r = 0; r < rows; ++r) {
+      const float inv = inv_sum[r];
       if (out_bf16 != nullptr) {
         uint16_t* o = out_bf16 + (i0 + r) * out_stride;
 #pragma omp simd
-        for (size_t d = 0; d < D; ++d) o[d] = ToBF16(acc[r][d]);
+        for (size_t d = 0; d < D; ++d) o[d] = ToBF16(acc[r][d] * inv);
       } else {
         float* o = out + (i0 + r) * out_stride;
 #pragma omp simd
-        for (size_t d = 0; d < D; ++d) o[d] = acc[r][d];
+        for (size_t d = 0; d < D; ++d) o[d] = acc[r][d] * inv;
       }
     }
   }
@@ -280,12 +297,12 @@ void Attention(const float* qkv, float* ctx, const int32_t* offsets, size_t num_
                size_t num_heads, size_t head_dim, uint16_t* ctx_bf16) {
   const size_t hidden = num_heads * head_dim;
   const size_t stride = 3 * hidden;
-  const auto tasks = static_cast<int64_t>(num_seqs * num_heads);
   size_t max_len = 0;
   for (size_t s = 0; s < num_seqs; ++s) {
     max_len = std::max(max_len, static_cast<size_t>(offsets[s + 1] - offsets[s]));
   }
   const size_t scratch_floats = AttentionScratchFloats(max_len, head_dim);
+  const auto tasks = static_cast<int64_t>(num_seqs * num_heads);
 #pragma omp parallel
   {
     std::vector<float> scratch(scratch_floats);
