@@ -31,6 +31,7 @@ namespace {
 struct Args {
   std::string model_dir;
   int threads = 0;
+  size_t batch_tokens = 0;  // 0: the encoder's default
   double seconds = 3.0;
   size_t short_count = 2000;
   size_t medium_count = 300;
@@ -117,6 +118,7 @@ Args Parse(int argc, char** argv) {
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (s == "--model-dir") a.model_dir = next();
     else if (s == "--threads") a.threads = std::atoi(next().c_str());
+    else if (s == "--batch-tokens") a.batch_tokens = static_cast<size_t>(std::atol(next().c_str()));
     else if (s == "--seconds") a.seconds = std::atof(next().c_str());
     else if (s == "--short") a.short_count = static_cast<size_t>(std::atol(next().c_str()));
     else if (s == "--medium") a.medium_count = static_cast<size_t>(std::atol(next().c_str()));
@@ -124,7 +126,7 @@ Args Parse(int argc, char** argv) {
     else if (s == "--python") a.python = next();
     else {
       std::fprintf(stderr,
-                   "usage: bench_encoder [--model-dir D] [--threads N] [--seconds S] "
+                   "usage: bench_encoder [--model-dir D] [--threads N] [--batch-tokens N] [--seconds S] "
                    "[--short N] [--medium N] [--no-peer] [--python PATH]\n");
       std::exit(2);
     }
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
   es::model::EncoderOptions opt;
   opt.threads = a.threads;
+  if (a.batch_tokens > 0) opt.batch_tokens_max = a.batch_tokens;
   auto f32 = es::model::SentenceEncoder::Load(a.model_dir, opt);
   if (!f32) {
     std::fprintf(stderr, "cannot load model: %s\n", f32.error().ToString().c_str());
