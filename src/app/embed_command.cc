@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -91,6 +92,7 @@ int EmbedCommand::Run() {
   std::vector<float> vectors;
   std::string out;
   size_t line_no = 0, embedded = 0, rejected = 0;
+  double encode_seconds = 0;
 
   auto flush = [&] {
     if (pending.empty()) return;
@@ -98,7 +100,9 @@ int EmbedCommand::Run() {
     texts.reserve(pending.size());
     for (const auto& p : pending) texts.push_back(p.record.text);
     vectors.resize(pending.size() * dim);
+    const auto t0 = std::chrono::steady_clock::now();
     encoder_ref.Embed(texts, vectors.data());
+    encode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double now = UnixSeconds();
     out.clear();
     for (size_t i = 0; i < pending.size(); ++i) {
@@ -155,7 +159,9 @@ int EmbedCommand::Run() {
   }
   flush();
   if (fd != 0) ::close(fd);
-  log->info("embedded {} records, rejected {} of {} lines", embedded, rejected, line_no);
+  log->info("embedded {} records, rejected {} of {} lines; encoder time {:.3f} s ({:.1f} records/s)",
+            embedded, rejected, line_no, encode_seconds,
+            encode_seconds > 0 ? static_cast<double>(embedded) / encode_seconds : 0.0);
   return rejected == 0 ? 0 : 1;
 }
 

@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 
 #include "app/embed_command.h"
+#include "app/kafka_cli_commands.h"
 #include "app/model_command.h"
+#include "app/serve_command.h"
 #include "core/logging.h"
 
 namespace {
@@ -33,6 +35,12 @@ int main(int argc, char** argv) {
   embed.Register(app);
   embedstream::app::ModelCommand model;
   model.Register(app);
+  embedstream::app::ServeCommand serve;
+  serve.Register(app);
+  embedstream::app::ProduceCommand produce;
+  produce.Register(app);
+  embedstream::app::ConsumeCommand consume;
+  consume.Register(app);
 
   try {
     app.parse(argc, argv);

@@ -35,3 +35,24 @@ TEST(Uuid, ParseRoundTripsAndRejectsMalformed) {
 
 }  // namespace
 }  // namespace embedstream
+
+namespace embedstream {
+namespace {
+
+TEST(Uuid, V5MatchesRfc4122Vectors) {
+  // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
+  const Uuid dns = *ParseUuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+  EXPECT_EQ(FormatUuid(UuidV5(dns, "python.org")), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  // uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/embedstream")
+  EXPECT_EQ(FormatUuid(EmbedstreamNamespace()), "c8dc6e78-5c72-5863-a593-3efdbcf78967");
+}
+
+TEST(Uuid, V5IsDeterministicAndNameSensitive) {
+  const Uuid a = UuidV5(EmbedstreamNamespace(), "text-messages/0/42");
+  EXPECT_EQ(a, UuidV5(EmbedstreamNamespace(), "text-messages/0/42"));
+  EXPECT_NE(a, UuidV5(EmbedstreamNamespace(), "text-messages/0/43"));
+  EXPECT_EQ(a[6] >> 4, 5);
+}
+
+}  // namespace
+}  // namespace embedstream

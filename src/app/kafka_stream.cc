@@ -1,0 +1,418 @@
+#include "app/kafka_stream.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/uuid.h"
+#include "pipeline/record.h"
+
+namespace embedstream::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kPollMaxRecords = 2000;
+
+}  // namespace
+
+KafkaStream::KafkaStream(ServeConfig config, model::SentenceEncoder& encoder)
+    : config_(std::move(config)),
+      encoder_(encoder),
+      backoff_({std::chrono::milliseconds(config_.retry_base_ms),
+                std::chrono::milliseconds(config_.retry_max_ms)}) {
+  RegisterMetrics();
+}
+
+void KafkaStream::RegisterMetrics() {
+  auto& reg = MetricsRegistry::Global();
+  e2e_latency_ = &reg.GetHistogram("embedstream_end_to_end_latency_seconds",
+                                   "Input record timestamp to output acknowledged by Kafka",
+                                   LatencyBucketsSeconds());
+  embed_latency_ = &reg.GetHistogram("embedstream_stage_latency_seconds",
+                                     "Time spent per stage and batch", LatencyBucketsSeconds(),
+                                     {{"stage", "embed"}});
+  deliver_latency_ = &reg.GetHistogram("embedstream_stage_latency_seconds",
+                                       "Time spent per stage and batch", LatencyBucketsSeconds(),
+                                       {{"stage", "deliver"}});
+  batch_size_ = &reg.GetHistogram("embedstream_batch_size_records", "Records per encoder batch",
+                                  ExponentialBuckets(1, 2, 14));
+  batch_tokens_hist_ = &reg.GetHistogram("embedstream_batch_size_tokens",
+                                         "Tokens per encoder batch", ExponentialBuckets(16, 2, 12));
+  reg.AddCollector([this](std::string& out) {
+    auto counter = [&out](const char* name, const char* help, uint64_t v) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" +
+             name + " " + std::to_string(v) + "\n";
+    };
+    counter("embedstream_records_consumed_total", "Records consumed from Kafka",
+            stats_.consumed.load());
+    counter("embedstream_records_embedded_total", "Records embedded", stats_.embedded.load());
+    counter("embedstream_records_produced_total", "Output records acknowledged by Kafka",
+            stats_.produced.load());
+    counter("embedstream_records_dlq_total", "Records written to the dead-letter topic",
+            stats_.dlq.load());
+    counter("embedstream_delivery_errors_total", "Failed deliveries (each retried)",
+            stats_.errors.load());
+    counter("embedstream_batches_total", "Encoder batches", stats_.batches.load());
+    out += "# HELP embedstream_inflight_records Records consumed and not yet acknowledged\n"
+           "# TYPE embedstream_inflight_records gauge\nembedstream_inflight_records " +
+           std::to_string(stats_.inflight.load()) + "\n";
+    out += "# HELP embedstream_intake_paused 1 while intake is paused for backpressure\n"
+           "# TYPE embedstream_intake_paused gauge\nembedstream_intake_paused " +
+           std::string(stats_.paused.load() ? "1" : "0") + "\n";
+    out += "# HELP embedstream_consumer_lag Records behind the high watermark\n"
+           "# TYPE embedstream_consumer_lag gauge\n";
+    for (const auto& l : Lag()) {
+      out += "embedstream_consumer_lag{topic=\"" + l.topic + "\",partition=\"" +
+             std::to_string(l.partition) + "\"} " + std::to_string(l.lag) + "\n";
+    }
+  });
+}
+
+KafkaStream::~KafkaStream() = default;
+
+Status KafkaStream::Start() {
+  sources::KafkaConsumerOptions co;
+  co.bootstrap_servers = config_.kafka.bootstrap_servers;
+  co.group_id = config_.kafka.group_id;
+  co.topics = config_.kafka.input_topics;
+  co.auto_offset_reset = config_.kafka.auto_offset_reset;
+  co.properties = config_.kafka.properties;
+  auto consumer = sources::KafkaConsumer::Create(
+      co, [this](bool assigned, const auto& parts) { OnRebalance(assigned, parts); });
+  if (!consumer) return consumer.error();
+  consumer_ = std::move(*consumer);
+  sinks::KafkaProducerOptions po;
+  po.bootstrap_servers = config_.kafka.bootstrap_servers;
+  po.properties = config_.kafka.properties;
+  auto producer =
+      sinks::KafkaProducer::Create(po, [this](const auto& report) { OnDelivery(report); });
+  if (!producer) return producer.error();
+  producer_ = std::move(*producer);
+  return Status::Ok();
+}
+
+bool KafkaStream::Assigned(const std::string& topic, int32_t partition) const {
+  return assigned_.count({topic, partition}) != 0;
+}
+
+void KafkaStream::Run(const std::atomic<bool>& stop) {
+  auto log = GetLogger("stream");
+  stats_.running = true;
+  last_commit_ = last_lag_ = Clock::now();
+  log->info("consuming {} as group '{}' -> {} (dlq {}), batch {} tokens / {} ms",
+            config_.kafka.input_topics.front(), config_.kafka.group_id,
+            config_.kafka.output_topic, config_.kafka.DlqTopic(), config_.batch_max_tokens,
+            config_.batch_max_wait_ms);
+  while (!stop.load(std::memory_order_relaxed)) {
+    // Backpressure: no new intake while a retry waits or too much is unacknowledged.
+    const bool hold = !retries_.empty() || inflight_.size() >= config_.max_inflight;
+    if (hold && !consumer_->paused()) {
+      consumer_->PauseAll();
+      log->info("intake paused ({} unacknowledged, {} retries waiting)", inflight_.size(),
+                retries_.size());
+    } else if (!hold && consumer_->paused()) {
+      consumer_->ResumeAll();
+      log->info("intake resumed");
+    }
+    stats_.paused = consumer_->paused();
+
+    int timeout_ms = 100;
+    if (!batch_.empty()) {
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              Clock::now() - batch_started_).count();
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, config_.batch_max_wait_ms - waited));
+    }
+    if (hold) timeout_ms = std::min(timeout_ms, 20);
+    auto records = consumer_->Poll(timeout_ms, kPollMaxRecords);
+    for (auto& r : records) HandleRecord(std::move(r));
+    if (!batch_.empty() &&
+        Clock::now() - batch_started_ >= std::chrono::milliseconds(config_.batch_max_wait_ms)) {
+      FlushBatch();
+    }
+    producer_->Poll(0);
+    RetryDue();
+    if (Clock::now() - last_commit_ >= std::chrono::milliseconds(500)) CommitSafe(false);
+    if (Clock::now() - last_lag_ >= std::chrono::seconds(1)) UpdateLag();
+    stats_.inflight = static_cast<int64_t>(inflight_.size());
+  }
+
+  // Drain: finish the batch in hand, wait for deliveries (retrying failures),
+  // commit what is safe, leave the group.
+  log->info("stopping: embedding {} buffered records, {} unacknowledged", batch_.size(),
+            inflight_.size());
+  FlushBatch();
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!inflight_.empty() && Clock::now() < deadline) {
+    producer_->Poll(50);
+    RetryDue();
+  }
+  CommitSafe(true);
+  if (!inflight_.empty()) {
+    log->warn("{} records still unacknowledged at shutdown; they will be consumed again",
+              inflight_.size());
+  }
+  consumer_->Close();
+  stats_.running = false;
+  log->info("stopped: consumed {}, produced {}, dlq {}", stats_.consumed.load(),
+            stats_.produced.load(), stats_.dlq.load());
+}
+
+void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
+  if (!Assigned(rec.topic, rec.partition)) return;  // revoked meanwhile: the new owner has it
+  stats_.consumed.fetch_add(1, std::memory_order_relaxed);
+  tracker_.Track(rec.topic, rec.partition, rec.offset);
+  pipeline::DecodeOptions dopt;
+  dopt.max_bytes = config_.max_record_bytes;
+  auto decoded = pipeline::DecodeRecord(rec.value, dopt);
+  if (!decoded.ok()) {
+    SendDeadLetter(std::move(rec), decoded.error.reason, "decode", decoded.error.detail);
+    return;
+  }
+  Pending p;
+  p.text = std::move(decoded.record->text);
+  if (!decoded.record->id.empty()) {
+    p.id = std::move(decoded.record->id);
+  } else if (rec.has_key && !rec.key.empty()) {
+    p.id = rec.key;
+  } else {
+    p.id = FormatUuid(UuidV5(EmbedstreamNamespace(), rec.topic + "/" +
+                                                       std::to_string(rec.partition) + "/" +
+                                                       std::to_string(rec.offset)));
+  }
+  p.input_source = decoded.record->source.empty() ? "kafka:" + rec.topic
+                                                  : std::move(decoded.record->source);
+  p.input_timestamp = decoded.record->timestamp.value_or(
+      rec.timestamp_ms >= 0 ? static_cast<double>(rec.timestamp_ms) / 1000.0 : UnixSeconds());
+  p.token_ids = encoder_.Tokenize(p.text);
+  p.source = std::move(rec);
+  if (batch_.empty()) batch_started_ = Clock::now();
+  batch_tokens_ += p.token_ids.size();
+  batch_.push_back(std::move(p));
+  if (batch_tokens_ >= config_.batch_max_tokens) FlushBatch();
+}
+
+void KafkaStream::SendDeadLetter(sources::ConsumedRecord&& rec, const std::string& reason,
+                                 const std::string& stage, const std::string& detail) {
+  GetLogger("stream")->debug("dead letter {}/{}@{}: {} ({})", rec.topic, rec.partition,
+                             rec.offset, reason, detail);
+  const uint64_t token = next_token_++;
+  InFlight f;
+  f.source_topic = rec.topic;
+  f.source_partition = rec.partition;
+  f.source_offset = rec.offset;
+  f.topic = config_.kafka.DlqTopic();
+  f.key = rec.key;
+  f.value = std::move(rec.value);
+  f.dead_letter = true;
+  f.attempts = 1;
+  f.headers = {{"error.reason", reason},
+               {"error.detail", detail},
+               {"error.stage", stage},
+               {"source.topic", rec.topic},
+               {"source.partition", std::to_string(rec.partition)},
+               {"source.offset", std::to_string(rec.offset)},
+               {"attempts", "1"}};
+  inflight_.emplace(token, std::move(f));
+  Send(token);
+}
+
+void KafkaStream::FlushBatch() {
+  if (batch_.empty()) return;
+  const size_t dim = encoder_.dim();
+  std::vector<std::vector<int32_t>> seqs;
+  seqs.reserve(batch_.size());
+  for (auto& p : batch_) seqs.push_back(std::move(p.token_ids));
+  vectors_.resize(batch_.size() * dim);
+  const auto t0 = Clock::now();
+  encoder_.EmbedTokens(seqs, vectors_.data());
+  embed_latency_->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  batch_size_->Observe(static_cast<double>(batch_.size()));
+  batch_tokens_hist_->Observe(static_cast<double>(batch_tokens_));
+  const double now = UnixSeconds();
+  const std::string& model_name = encoder_.info().model_name;
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    Pending& p = batch_[i];
+    InFlight f;
+    f.source_topic = p.source.topic;
+    f.source_partition = p.source.partition;
+    f.source_offset = p.source.offset;
+    f.topic = config_.kafka.output_topic;
+    f.key = p.id;
+    f.input_timestamp = p.input_timestamp;
+    f.attempts = 1;
+    f.source_key = std::move(p.source.key);
+    f.source_value = std::move(p.source.value);
+    pipeline::OutputFields out;
+    out.id = p.id;
+    out.original_text = p.text;
+    out.model_name = model_name;
+    out.input_timestamp = p.input_timestamp;
+    out.processing_timestamp = now;
+    out.input_source = p.input_source;
+    pipeline::AppendEmbeddingRecord(f.value, out, {vectors_.data() + i * dim, dim});
+    const uint64_t token = next_token_++;
+    inflight_.emplace(token, std::move(f));
+    Send(token);
+  }
+  stats_.embedded.fetch_add(batch_.size(), std::memory_order_relaxed);
+  stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  stats_.batch_records.fetch_add(batch_.size(), std::memory_order_relaxed);
+  batch_.clear();
+  batch_tokens_ = 0;
+}
+
+void KafkaStream::Send(uint64_t token) {
+  auto it = inflight_.find(token);
+  if (it == inflight_.end()) return;
+  InFlight& f = it->second;
+  for (;;) {
+    const Status st = producer_->Produce(f.topic, f.key, f.value, f.headers, token);
+    if (st.ok()) {
+      f.sent_at = Clock::now();
+      return;
+    }
+    if (st.error().code == errc::unavailable) {  // local queue full: let deliveries drain
+      producer_->Poll(50);
+      continue;
+    }
+    Reject(it, st.error().message);
+    return;
+  }
+}
+
+// The broker or client refuses a record for what it is: its input goes to
+// the DLQ with the reason; a dead letter that cannot be written either is
+// logged and acknowledged, so one poisoned record cannot stop its partition.
+void KafkaStream::Reject(std::map<uint64_t, InFlight>::iterator it, const std::string& why) {
+  auto log = GetLogger("stream");
+  InFlight& f = it->second;
+  if (!f.dead_letter) {
+    log->warn("output for {}/{}@{} refused ({}); sending the input to the DLQ", f.source_topic,
+              f.source_partition, f.source_offset, why);
+    sources::ConsumedRecord rec;
+    rec.topic = f.source_topic;
+    rec.partition = f.source_partition;
+    rec.offset = f.source_offset;
+    rec.key = std::move(f.source_key);
+    rec.value = std::move(f.source_value);
+    inflight_.erase(it);
+    SendDeadLetter(std::move(rec), "output_rejected", "produce", why);
+    return;
+  }
+  log->error("dead letter for {}/{}@{} refused too ({}); skipping it", f.source_topic,
+             f.source_partition, f.source_offset, why);
+  tracker_.Ack(f.source_topic, f.source_partition, f.source_offset);
+  inflight_.erase(it);
+}
+
+void KafkaStream::OnDelivery(const sinks::DeliveryReport& report) {
+  auto it = inflight_.find(report.token);
+  if (it == inflight_.end()) return;
+  InFlight& f = it->second;
+  if (report.ok) {
+    if (f.dead_letter) {
+      stats_.dlq.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      stats_.produced.fetch_add(1, std::memory_order_relaxed);
+      e2e_latency_->Observe(std::max(0.0, UnixSeconds() - f.input_timestamp));
+      deliver_latency_->Observe(std::chrono::duration<double>(Clock::now() - f.sent_at).count());
+    }
+    tracker_.Ack(f.source_topic, f.source_partition, f.source_offset);
+    inflight_.erase(it);
+    if (retries_.empty()) backoff_.Reset();
+    return;
+  }
+  stats_.errors.fetch_add(1, std::memory_order_relaxed);
+  if (report.permanent) {
+    Reject(it, report.error);
+    return;
+  }
+  const auto delay = backoff_.Next();
+  GetLogger("stream")->warn("delivery to {} failed ({}), attempt {}; retrying in {} ms",
+                            f.topic, report.error, f.attempts, delay.count());
+  ++f.attempts;
+  if (f.dead_letter) {
+    for (auto& h : f.headers) {
+      if (h.first == "attempts") h.second = std::to_string(f.attempts);
+    }
+  }
+  retries_.emplace_back(Clock::now() + delay, report.token);
+}
+
+void KafkaStream::RetryDue() {
+  const auto now = Clock::now();
+  while (!retries_.empty() && retries_.front().first <= now) {
+    const uint64_t token = retries_.front().second;
+    retries_.pop_front();
+    Send(token);
+  }
+}
+
+void KafkaStream::OnRebalance(bool assigned,
+                              const std::vector<std::pair<std::string, int32_t>>& parts) {
+  if (assigned) {
+    for (const auto& p : parts) assigned_.insert(p);
+    return;
+  }
+  // Revoked: finish what we hold for these partitions, commit it, forget them.
+  FlushBatch();
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!inflight_.empty() && Clock::now() < deadline) {
+    producer_->Poll(20);
+    RetryDue();
+  }
+  CommitSafe(true);
+  for (const auto& p : parts) {
+    tracker_.Drop(p.first, p.second);
+    assigned_.erase(p);
+  }
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (!Assigned(it->second.source_topic, it->second.source_partition)) {
+      it = inflight_.erase(it);  // the next owner consumes it again
+    } else {
+      ++it;
+    }
+  }
+  retries_.erase(std::remove_if(retries_.begin(), retries_.end(),
+                                [this](const auto& r) { return inflight_.count(r.second) == 0; }),
+                 retries_.end());
+}
+
+void KafkaStream::CommitSafe(bool sync) {
+  last_commit_ = Clock::now();
+  for (auto& p : tracker_.TakeCommittable()) {
+    uncommitted_[{p.topic, p.partition}] = p.next_offset;
+  }
+  std::vector<pipeline::CommitPoint> points;
+  for (auto it = uncommitted_.begin(); it != uncommitted_.end();) {
+    if (!Assigned(it->first.first, it->first.second)) {
+      it = uncommitted_.erase(it);  // not ours any more: the new owner commits
+      continue;
+    }
+    points.push_back({it->first.first, it->first.second, it->second});
+    ++it;
+  }
+  if (points.empty()) return;
+  const Status st = consumer_->Commit(points, sync);
+  if (!st.ok()) {  // kept in uncommitted_: the next commit tries again
+    GetLogger("stream")->warn("offset commit failed: {}", st.error().message);
+    return;
+  }
+  uncommitted_.clear();
+  stats_.commits.fetch_add(1, std::memory_order_relaxed);
+}
+
+void KafkaStream::UpdateLag() {
+  last_lag_ = Clock::now();
+  auto lag = consumer_->Lag();
+  std::lock_guard<std::mutex> lock(lag_mu_);
+  lag_ = std::move(lag);
+}
+
+std::vector<sources::PartitionLag> KafkaStream::Lag() const {
+  std::lock_guard<std::mutex> lock(lag_mu_);
+  return lag_;
+}
+
+}  // namespace embedstream::app

@@ -1,0 +1,135 @@
+#pragma once
+// KafkaStream: the Kafka pipeline of `embedstream serve`.
+//
+//   consumer (group) -> decode + validate -> tokenize -> batch (token budget,
+//   max wait) -> encoder -> producer (embeddings topic, keyed by id)
+//                 \-> bad record -> producer (DLQ topic, original bytes + reason headers)
+//
+// A consumed offset is committed only once its output (or its dead letter)
+// is acknowledged by the broker, so a crash replays and loses nothing
+// (at-least-once; output keyed by id makes the replay an upsert downstream).
+// Failed deliveries are retried with exponential backoff and jitter; while a
+// retry is pending or too many records are unacknowledged, intake pauses.
+//
+// Threads: Run() is the pipeline thread and owns the consumer, producer and
+// offset tracker; Stats() may be read from any thread (atomics).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/serve_config.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "model/sentence_encoder.h"
+#include "pipeline/backoff.h"
+#include "pipeline/offset_tracker.h"
+#include "sinks/kafka_producer.h"
+#include "sources/kafka_consumer.h"
+
+namespace embedstream::app {
+
+struct StreamStats {
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> embedded{0};
+  std::atomic<uint64_t> produced{0};
+  std::atomic<uint64_t> dlq{0};
+  std::atomic<uint64_t> errors{0};        // failed deliveries (each retried)
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> batch_records{0};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<int64_t> inflight{0};
+  std::atomic<bool> paused{false};
+  std::atomic<bool> running{false};
+};
+
+class KafkaStream {
+ public:
+  KafkaStream(ServeConfig config, model::SentenceEncoder& encoder);
+  ~KafkaStream();
+
+  Status Start();                        // connects consumer and producer
+  void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
+  const StreamStats& stats() const { return stats_; }
+  // Lag per assigned partition, refreshed by the pipeline thread every second.
+  std::vector<sources::PartitionLag> Lag() const;
+
+ private:
+  struct Pending {
+    sources::ConsumedRecord source;
+    std::string id;
+    std::string text;
+    std::string input_source;
+    double input_timestamp = 0;
+    std::vector<int32_t> token_ids;
+  };
+  struct InFlight {
+    std::string source_topic;
+    int32_t source_partition = 0;
+    int64_t source_offset = 0;
+    std::string topic;
+    std::string key;
+    std::string value;
+    std::vector<std::pair<std::string, std::string>> headers;
+    bool dead_letter = false;
+    double input_timestamp = 0;
+    std::chrono::steady_clock::time_point sent_at;
+    int attempts = 0;
+    // The input as consumed, kept until delivery so a record the broker
+    // refuses can still go to the DLQ with its original bytes.
+    std::string source_key;
+    std::string source_value;
+  };
+
+  void HandleRecord(sources::ConsumedRecord&& rec);
+  void SendDeadLetter(sources::ConsumedRecord&& rec, const std::string& reason,
+                      const std::string& stage, const std::string& detail);
+  void FlushBatch();
+  void Send(uint64_t token);
+  void Reject(std::map<uint64_t, InFlight>::iterator it, const std::string& why);
+  void OnDelivery(const sinks::DeliveryReport& report);
+  void OnRebalance(bool assigned, const std::vector<std::pair<std::string, int32_t>>& parts);
+  void RetryDue();
+  void CommitSafe(bool sync);
+  void UpdateLag();
+  bool Assigned(const std::string& topic, int32_t partition) const;
+
+  void RegisterMetrics();
+
+  ServeConfig config_;
+  model::SentenceEncoder& encoder_;
+  // Histograms in the global metrics registry (owned there).
+  Histogram* e2e_latency_ = nullptr;
+  Histogram* embed_latency_ = nullptr;
+  Histogram* deliver_latency_ = nullptr;
+  Histogram* batch_size_ = nullptr;
+  Histogram* batch_tokens_hist_ = nullptr;
+  std::unique_ptr<sources::KafkaConsumer> consumer_;
+  std::unique_ptr<sinks::KafkaProducer> producer_;
+  pipeline::OffsetTracker tracker_;
+  pipeline::Backoff backoff_;
+  StreamStats stats_;
+
+  std::vector<Pending> batch_;
+  size_t batch_tokens_ = 0;
+  std::chrono::steady_clock::time_point batch_started_;
+  std::map<uint64_t, InFlight> inflight_;
+  uint64_t next_token_ = 1;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> retries_;
+  std::set<std::pair<std::string, int32_t>> assigned_;
+  std::map<std::pair<std::string, int32_t>, int64_t> uncommitted_;  // safe, not yet committed
+  std::chrono::steady_clock::time_point last_commit_;
+  std::chrono::steady_clock::time_point last_lag_;
+  mutable std::mutex lag_mu_;
+  std::vector<sources::PartitionLag> lag_;  // guarded by lag_mu_
+  std::vector<float> vectors_;
+};
+
+}  // namespace embedstream::app

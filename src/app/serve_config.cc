@@ -1,0 +1,177 @@
+#include "app/serve_config.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/json_writer.h"
+
+namespace embedstream::app {
+namespace {
+
+const char* Env(const char* key) {
+  const char* v = std::getenv(key);
+  return (v != nullptr && *v != '\0') ? v : nullptr;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    std::string item = s.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+Result<long> ParseLong(const char* what, const std::string& s) {
+  char* end = nullptr;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || end == s.c_str() || *end != '\0') {
+    return Error(errc::invalid_argument, std::string(what) + "='" + s + "' is not an integer");
+  }
+  return v;
+}
+
+bool LooksSecret(std::string key) {
+  std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+  for (const char* word : {"password", "secret", "token", "credential", "key"}) {
+    if (key.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+Status ApplyYaml(const std::string& path, ServeConfig& c) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return Error(errc::invalid_argument, path + ": " + e.what());
+  }
+  try {
+    if (auto k = root["kafka"]) {
+      if (k["bootstrap_servers"]) c.kafka.bootstrap_servers = k["bootstrap_servers"].as<std::string>();
+      if (k["group_id"]) c.kafka.group_id = k["group_id"].as<std::string>();
+      if (k["input_topics"]) {
+        c.kafka.input_topics = k["input_topics"].IsSequence()
+                                   ? k["input_topics"].as<std::vector<std::string>>()
+                                   : SplitComma(k["input_topics"].as<std::string>());
+      }
+      if (k["output_topic"]) c.kafka.output_topic = k["output_topic"].as<std::string>();
+      if (k["dlq_topic"]) c.kafka.dlq_topic = k["dlq_topic"].as<std::string>();
+      if (k["auto_offset_reset"]) c.kafka.auto_offset_reset = k["auto_offset_reset"].as<std::string>();
+      if (auto props = k["properties"]) {
+        for (const auto& kv : props) {
+          c.kafka.properties[kv.first.as<std::string>()] = kv.second.as<std::string>();
+        }
+      }
+    }
+    if (auto b = root["batch"]) {
+      if (b["max_tokens"]) c.batch_max_tokens = b["max_tokens"].as<size_t>();
+      if (b["max_wait_ms"]) c.batch_max_wait_ms = b["max_wait_ms"].as<int>();
+    }
+    if (auto p = root["pipeline"]) {
+      if (p["max_inflight"]) c.max_inflight = p["max_inflight"].as<size_t>();
+      if (p["max_record_bytes"]) c.max_record_bytes = p["max_record_bytes"].as<size_t>();
+      if (p["retry_base_ms"]) c.retry_base_ms = p["retry_base_ms"].as<int>();
+      if (p["retry_max_ms"]) c.retry_max_ms = p["retry_max_ms"].as<int>();
+    }
+    if (auto h = root["http"]) {
+      if (h["host"]) c.http_host = h["host"].as<std::string>();
+      if (h["port"]) c.http_port = h["port"].as<int>();
+    }
+    if (root["log_level"]) c.log_level = root["log_level"].as<std::string>();
+  } catch (const YAML::Exception& e) {
+    return Error(errc::invalid_argument, path + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
+  ServeConfig c;
+  if (!f.config_file.empty()) {
+    if (auto st = ApplyYaml(f.config_file, c); !st) return st.error();
+  }
+  if (const char* v = Env("KAFKA_BOOTSTRAP_SERVERS")) c.kafka.bootstrap_servers = v;
+  if (const char* v = Env("KAFKA_GROUP_ID")) c.kafka.group_id = v;
+  if (const char* v = Env("KAFKA_INPUT_TOPICS")) c.kafka.input_topics = SplitComma(v);
+  if (const char* v = Env("KAFKA_INPUT_TOPIC")) c.kafka.input_topics = SplitComma(v);
+  if (const char* v = Env("KAFKA_OUTPUT_TOPIC")) c.kafka.output_topic = v;
+  if (const char* v = Env("KAFKA_DLQ_TOPIC")) c.kafka.dlq_topic = v;
+  if (const char* v = Env("EMBEDSTREAM_HTTP_HOST")) c.http_host = v;
+  for (const char* key : {"PORT", "EMBEDSTREAM_HTTP_PORT"}) {
+    if (const char* v = Env(key)) {
+      auto port = ParseLong(key, v);
+      if (!port) return port.error();
+      c.http_port = static_cast<int>(*port);
+    }
+  }
+  if (!f.kafka_brokers.empty()) c.kafka.bootstrap_servers = f.kafka_brokers;
+  if (!f.group_id.empty()) c.kafka.group_id = f.group_id;
+  if (!f.input_topics.empty()) c.kafka.input_topics = f.input_topics;
+  if (!f.output_topic.empty()) c.kafka.output_topic = f.output_topic;
+  if (!f.dlq_topic.empty()) c.kafka.dlq_topic = f.dlq_topic;
+  if (!f.auto_offset_reset.empty()) c.kafka.auto_offset_reset = f.auto_offset_reset;
+  if (f.batch_max_tokens >= 0) c.batch_max_tokens = static_cast<size_t>(f.batch_max_tokens);
+  if (f.batch_max_wait_ms >= 0) c.batch_max_wait_ms = static_cast<int>(f.batch_max_wait_ms);
+  if (f.http_port >= 0) c.http_port = static_cast<int>(f.http_port);
+  if (!f.http_host.empty()) c.http_host = f.http_host;
+
+  if (c.kafka.input_topics.empty()) {
+    return Error(errc::invalid_argument, "kafka.input_topics is empty");
+  }
+  if (c.kafka.auto_offset_reset != "earliest" && c.kafka.auto_offset_reset != "latest") {
+    return Error(errc::invalid_argument, "kafka.auto_offset_reset must be earliest or latest");
+  }
+  if (c.http_port < 0 || c.http_port > 65535) {
+    return Error(errc::invalid_argument, "http.port must be within [0, 65535]");
+  }
+  if (c.batch_max_tokens < 2) return Error(errc::invalid_argument, "batch.max_tokens too small");
+  if (c.batch_max_wait_ms < 0) return Error(errc::invalid_argument, "batch.max_wait_ms < 0");
+  if (c.max_inflight < 1) return Error(errc::invalid_argument, "pipeline.max_inflight < 1");
+  return c;
+}
+
+std::string ServeConfigJson(const ServeConfig& c) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("kafka").BeginObject();
+  w.Key("bootstrap_servers").String(c.kafka.bootstrap_servers);
+  w.Key("group_id").String(c.kafka.group_id);
+  w.Key("input_topics").BeginArray();
+  for (const auto& t : c.kafka.input_topics) w.String(t);
+  w.EndArray();
+  w.Key("output_topic").String(c.kafka.output_topic);
+  w.Key("dlq_topic").String(c.kafka.DlqTopic());
+  w.Key("auto_offset_reset").String(c.kafka.auto_offset_reset);
+  w.Key("properties").BeginObject();
+  for (const auto& [k, v] : c.kafka.properties) w.Key(k).String(LooksSecret(k) ? "***" : v);
+  w.EndObject();
+  w.EndObject();
+  w.Key("batch").BeginObject();
+  w.Key("max_tokens").Uint(c.batch_max_tokens);
+  w.Key("max_wait_ms").Int(c.batch_max_wait_ms);
+  w.EndObject();
+  w.Key("pipeline").BeginObject();
+  w.Key("max_inflight").Uint(c.max_inflight);
+  w.Key("max_record_bytes").Uint(c.max_record_bytes);
+  w.Key("retry_base_ms").Int(c.retry_base_ms);
+  w.Key("retry_max_ms").Int(c.retry_max_ms);
+  w.EndObject();
+  w.Key("http").BeginObject();
+  w.Key("host").String(c.http_host);
+  w.Key("port").Int(c.http_port);
+  w.EndObject();
+  w.EndObject();
+  return w.Take();
+}
+
+}  // namespace embedstream::app

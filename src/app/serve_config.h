@@ -1,0 +1,84 @@
+#pragma once
+// ServeConfig: everything `embedstream serve` runs with, resolved from a
+// YAML file, then the environment, then flags (later wins). Plain data.
+//
+//   kafka:
+//     bootstrap_servers: 127.0.0.1:9092     # env KAFKA_BOOTSTRAP_SERVERS
+//     group_id: embedstream                 # env KAFKA_GROUP_ID
+//     input_topics: [text-messages]         # env KAFKA_INPUT_TOPICS (comma-separated)
+//     output_topic: embeddings              # env KAFKA_OUTPUT_TOPIC
+//     dlq_topic: ""                         # "" = <first input topic>-dlq
+//     auto_offset_reset: earliest           # earliest | latest
+//     properties: {}                        # extra librdkafka settings
+//   batch:
+//     max_tokens: 8192                      # token budget of one forward pass
+//     max_wait_ms: 50                       # flush a partial batch after this
+//   pipeline:
+//     max_inflight: 20000                   # unacknowledged records before intake pauses
+//     max_record_bytes: 1048576             # larger records go to the DLQ
+//     retry_base_ms: 200
+//     retry_max_ms: 10000
+//   http:
+//     host: 0.0.0.0                         # env EMBEDSTREAM_HTTP_HOST
+//     port: 5000                            # env EMBEDSTREAM_HTTP_PORT / PORT
+//   model: {...}                            # see encoder_flags.h
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace embedstream::app {
+
+struct KafkaSettings {
+  std::string bootstrap_servers;
+  std::string group_id = "embedstream";
+  std::vector<std::string> input_topics = {"text-messages"};
+  std::string output_topic = "embeddings";
+  std::string dlq_topic;
+  std::string auto_offset_reset = "earliest";
+  std::map<std::string, std::string> properties;
+
+  bool enabled() const { return !bootstrap_servers.empty(); }
+  std::string DlqTopic() const {
+    return dlq_topic.empty() ? input_topics.front() + "-dlq" : dlq_topic;
+  }
+};
+
+struct ServeConfig {
+  KafkaSettings kafka;
+  size_t batch_max_tokens = 8192;
+  int batch_max_wait_ms = 50;
+  size_t max_inflight = 20000;
+  size_t max_record_bytes = 1 << 20;
+  int retry_base_ms = 200;
+  int retry_max_ms = 10000;
+  std::string http_host = "0.0.0.0";
+  int http_port = 5000;
+  std::string log_level = "info";
+};
+
+// Overrides given on the command line; empty/negative = not given.
+struct ServeFlags {
+  std::string config_file;
+  std::string kafka_brokers;
+  std::string group_id;
+  std::vector<std::string> input_topics;
+  std::string output_topic;
+  std::string dlq_topic;
+  std::string auto_offset_reset;
+  long batch_max_tokens = -1;
+  long batch_max_wait_ms = -1;
+  long http_port = -1;
+  std::string http_host;
+};
+
+Result<ServeConfig> LoadServeConfig(const ServeFlags& flags);
+
+// The effective configuration as JSON; values of keys that look secret
+// (password, secret, token, key, credentials) are replaced by "***".
+std::string ServeConfigJson(const ServeConfig& config);
+
+}  // namespace embedstream::app

@@ -1,0 +1,228 @@
+"""Kafka streaming against a real Apache Kafka broker (scripts/kafka.sh):
+`embedstream serve` consumes text-messages, embeds, publishes seed 000
+`embeddings` records, sends bad records to the DLQ, and loses nothing across
+kill -9, a second instance leaving the group, and a broker outage."""
+import json
+import math
+import random
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from kafka_broker import kafka_broker  # noqa: F401  (pytest fixture)
+from service import Service
+
+WORDS = ("stream vector search kafka message event order customer product price latency "
+         "throughput model embedding sentence database index query result user session "
+         "machine learning network server replica partition offset consumer producer").split()
+
+
+def sentence(rng, n):
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def make_input(n_good, n_bad, seed=7, bad_kinds=("json", "missing", "type", "utf8", "large")):
+    """Lines (bytes) for `produce --raw --file`, the good ids/texts, the bad count."""
+    rng = random.Random(seed)
+    lines, good = [], {}
+    for i in range(n_good):
+        text = sentence(rng, rng.randint(3, 40))
+        mid = str(uuid.UUID(int=rng.getrandbits(128)))
+        if i % 3 == 0:   # seed 000
+            line = json.dumps({"id": mid, "text": text, "timestamp": time.time(), "source": "e2e"})
+        elif i % 3 == 1:  # seed 001
+            line = json.dumps({"id": mid, "text": text})
+        else:            # seed 001 "message" spelling
+            line = json.dumps({"id": mid, "message": text})
+        lines.append(line.encode())
+        good[mid] = text
+    bad = []
+    for i in range(n_bad):
+        kind = bad_kinds[i % len(bad_kinds)]
+        if kind == "json":
+            b = b'{"id": "bad-%d", "text": ' % i
+        elif kind == "missing":
+            b = b'{"id": "bad-%d"}' % i
+        elif kind == "type":
+            b = b'{"id": "bad-%d", "text": 42}' % i
+        elif kind == "utf8":
+            b = b'{"id": "bad-%d", "text": "caf\xc3"}' % i
+        else:
+            b = json.dumps({"id": f"bad-{i}", "text": "x" * 30000}).encode()
+        bad.append(b)
+    # Bad records spread through the stream.
+    step = max(1, len(lines) // (n_bad + 1))
+    for k, b in enumerate(bad):
+        lines.insert((k + 1) * step + k, b)
+    return lines, good, len(bad)
+
+
+class Topics:
+    def __init__(self, run, broker, partitions=3):
+        tag = uuid.uuid4().hex[:8]
+        self.input = f"text-messages-{tag}"
+        self.output = f"embeddings-{tag}"
+        self.dlq = f"{self.input}-dlq"
+        self.group = f"embedstream-{tag}"
+        for t in (self.input, self.output, self.dlq):
+            broker.create_topic(t, partitions)
+        self.run = run
+        self.broker = broker
+
+    def produce(self, lines, tmp_path, rate=None):
+        path = tmp_path / f"in-{uuid.uuid4().hex[:6]}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        args = ["produce", self.input, "--raw", "--file", str(path), "-b", self.broker.bootstrap]
+        if rate:
+            args += ["--rate", str(rate)]
+        p = self.run(args, timeout=600)
+        assert p.returncode == 0, p.stderr.decode()
+
+    def produce_async(self, binary, lines, tmp_path, rate):
+        path = tmp_path / f"in-{uuid.uuid4().hex[:6]}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        return subprocess.Popen([str(binary), "produce", self.input, "--raw", "--file", str(path),
+                                 "-b", self.broker.bootstrap, "--rate", str(rate)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def read(self, topic, expect, timeout=240):
+        """All records of a topic (as dicts), waiting until at least `expect` distinct keys."""
+        deadline = time.time() + timeout
+        records = []
+        while time.time() < deadline:
+            p = self.run(["consume", topic, "--from-beginning", "--format", "json",
+                          "--idle-timeout-ms", "3000", "-b", self.broker.bootstrap], timeout=600)
+            assert p.returncode == 0, p.stderr.decode()
+            records = [json.loads(l) for l in p.stdout.decode().split("\n") if l.strip()]
+            if len({r["key"] for r in records}) >= expect:
+                return records
+            time.sleep(2)
+        return records
+
+
+def serve_args(t, extra=()):
+    return ["--kafka-brokers", t.broker.bootstrap, "--group", t.group, "--input-topic", t.input,
+            "--output-topic", t.output, "--batch-max-wait-ms", "50", *extra]
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+@pytest.fixture
+def small_record_limit(tmp_path):
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("pipeline:\n  max_record_bytes: 20000\n")
+    return ["--config", str(cfg)]
+
+
+def test_10k_mixed_messages_good_to_embeddings_bad_to_dlq(run, binary, model_dir, kafka_broker,
+                                                          tmp_path, small_record_limit):
+    t = Topics(run, kafka_broker)
+    lines, good, n_bad = make_input(9950, 50)
+    assert len(lines) == 10000
+    t.produce(lines, tmp_path)
+    svc = Service(binary, model_dir, serve_args(t, small_record_limit), tmp_path / "serve.log")
+    try:
+        svc.wait_ready()
+        out = t.read(t.output, expect=len(good))
+        dlq = t.read(t.dlq, expect=n_bad, timeout=60)
+        stats = svc.stats()
+    finally:
+        assert svc.stop() == 0, svc.tail()
+    by_id = {}
+    for r in out:
+        v = json.loads(r["value"])
+        assert r["key"] == v["id"]
+        by_id[v["id"]] = v
+    assert set(by_id) == set(good), "exactly the good ids"
+    for mid, v in by_id.items():
+        assert v["original_text"] == good[mid]
+        assert v["embedding_dimension"] == 384 == len(v["embedding"])
+        assert abs(sum(x * x for x in v["embedding"]) - 1) < 1e-5
+        assert v["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    # Vectors equal `embedstream embed`'s for the same texts (sample).
+    sample = sorted(good)[:25]
+    stdin = "".join(json.dumps({"id": i, "text": good[i]}) + "\n" for i in sample).encode()
+    ref = {json.loads(l)["id"]: json.loads(l)["embedding"]
+           for l in run(["embed"], stdin).stdout.decode().split("\n") if l.strip()}
+    for i in sample:
+        assert max(abs(a - b) for a, b in zip(by_id[i]["embedding"], ref[i])) <= 1e-5
+    # Dead letters: the 50 bad records with their reasons and provenance.
+    assert len({r["key"] or r["value"] for r in dlq}) == n_bad
+    reasons = {r["headers"]["error.reason"] for r in dlq}
+    assert reasons == {"invalid_json", "missing_text", "wrong_type", "invalid_utf8", "too_large"}
+    for r in dlq:
+        h = r["headers"]
+        assert h["source.topic"] == t.input and h["error.stage"] == "decode"
+        assert int(h["source.offset"]) >= 0 and h["attempts"] == "1"
+    assert stats["dlq"] == n_bad and stats["produced"] >= len(good)
+
+
+def test_kill9_mid_stream_loses_nothing(run, binary, model_dir, kafka_broker, tmp_path):
+    t = Topics(run, kafka_broker)
+    lines, good, _ = make_input(3000, 0, seed=11)
+    t.produce(lines, tmp_path)
+    svc = Service(binary, model_dir, serve_args(t), tmp_path / "serve1.log")
+    svc.wait_ready()
+    deadline = time.time() + 120
+    while svc.stats()["produced"] < 800 and time.time() < deadline:
+        time.sleep(0.1)
+    svc.kill9()
+    svc2 = Service(binary, model_dir, serve_args(t), tmp_path / "serve2.log")
+    try:
+        svc2.wait_ready()
+        out = t.read(t.output, expect=len(good))
+    finally:
+        assert svc2.stop() == 0, svc2.tail()
+    keys = [r["key"] for r in out]
+    assert set(keys) == set(good)
+    print(f"kill -9: {len(keys)} records for {len(good)} ids, {len(keys) - len(good)} duplicates")
+
+
+def test_two_instances_share_partitions_then_one_leaves(run, binary, model_dir, kafka_broker,
+                                                        tmp_path):
+    t = Topics(run, kafka_broker, partitions=4)
+    lines, good, _ = make_input(4000, 0, seed=13)
+    producer = t.produce_async(binary, lines, tmp_path, rate=400)
+    a = Service(binary, model_dir, serve_args(t), tmp_path / "a.log")
+    b = Service(binary, model_dir, serve_args(t), tmp_path / "b.log")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        deadline = time.time() + 90
+        while time.time() < deadline and (a.stats()["consumed"] == 0 or b.stats()["consumed"] == 0):
+            time.sleep(0.2)
+        assert a.stats()["consumed"] > 0 and b.stats()["consumed"] > 0, "both got partitions"
+        assert b.stop() == 0, b.tail()  # leaves the group mid-stream
+        assert producer.wait(timeout=120) == 0, producer.stderr.read().decode()
+        out = t.read(t.output, expect=len(good))
+    finally:
+        assert a.stop() == 0, a.tail()
+        b.stop()
+    assert {r["key"] for r in out} == set(good)
+
+
+def test_broker_down_20s_recovers_by_itself(run, binary, model_dir, kafka_broker, tmp_path):
+    t = Topics(run, kafka_broker)
+    lines, good, _ = make_input(2000, 0, seed=17)
+    first, second = lines[:1000], lines[1000:]
+    t.produce(first, tmp_path)
+    svc = Service(binary, model_dir, serve_args(t), tmp_path / "serve.log")
+    try:
+        svc.wait_ready()
+        deadline = time.time() + 120
+        while svc.stats()["produced"] < 300 and time.time() < deadline:
+            time.sleep(0.1)
+        kafka_broker.stop(keep_data=True)
+        time.sleep(20)
+        kafka_broker.start()
+        t.produce(second, tmp_path)
+        out = t.read(t.output, expect=len(good), timeout=300)
+        assert svc.proc.poll() is None, "the service stayed up"
+    finally:
+        assert svc.stop() == 0, svc.tail()
+    assert {r["key"] for r in out} == set(good)
