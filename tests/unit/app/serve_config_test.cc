@@ -1,0 +1,111 @@
+#include "app/serve_config.h"
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace embedstream::app {
+namespace {
+
+class ServeConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
+                          "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
+                          "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST"}) {
+      ::unsetenv(k);
+    }
+    dir_ = embedstream::testing::MakeTempDir("servecfg");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Yaml(const std::string& text) {
+    const auto p = dir_ / "c.yaml";
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ServeConfigTest, DefaultsFollowTheSeeds) {
+  auto c = LoadServeConfig({});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_FALSE(c->kafka.enabled());
+  EXPECT_EQ(c->kafka.group_id, "embedstream");
+  EXPECT_EQ(c->kafka.input_topics, std::vector<std::string>{"text-messages"});
+  EXPECT_EQ(c->kafka.output_topic, "embeddings");
+  EXPECT_EQ(c->kafka.DlqTopic(), "text-messages-dlq");
+  EXPECT_EQ(c->http_port, 5000);
+}
+
+TEST_F(ServeConfigTest, FileThenEnvironmentThenFlags) {
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka:\n  bootstrap_servers: file:9092\n  group_id: g-file\n  input_topics: [a, b]\n"
+      "  output_topic: out-file\nbatch:\n  max_tokens: 1024\n  max_wait_ms: 5\n"
+      "http:\n  port: 7000\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->kafka.bootstrap_servers, "file:9092");
+  EXPECT_EQ(c->kafka.input_topics, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c->kafka.DlqTopic(), "a-dlq");
+  EXPECT_EQ(c->batch_max_tokens, 1024u);
+  EXPECT_EQ(c->http_port, 7000);
+
+  ::setenv("KAFKA_BOOTSTRAP_SERVERS", "env:9092", 1);
+  ::setenv("KAFKA_INPUT_TOPICS", "x, y", 1);
+  ::setenv("PORT", "7100", 1);
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->kafka.bootstrap_servers, "env:9092");
+  EXPECT_EQ(c->kafka.input_topics, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(c->kafka.group_id, "g-file");
+  EXPECT_EQ(c->http_port, 7100);
+
+  f.kafka_brokers = "flag:9092";
+  f.http_port = 7200;
+  f.group_id = "g-flag";
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->kafka.bootstrap_servers, "flag:9092");
+  EXPECT_EQ(c->kafka.group_id, "g-flag");
+  EXPECT_EQ(c->http_port, 7200);
+}
+
+TEST_F(ServeConfigTest, ClearErrors) {
+  ServeFlags f;
+  f.config_file = Yaml("kafka: [unclosed\n");
+  EXPECT_EQ(LoadServeConfig(f).error().code, errc::invalid_argument);
+  f.config_file = Yaml("kafka:\n  auto_offset_reset: sometimes\n");
+  EXPECT_NE(LoadServeConfig(f).error().message.find("auto_offset_reset"), std::string::npos);
+  f.config_file = Yaml("http:\n  port: 70000\n");
+  EXPECT_FALSE(LoadServeConfig(f).ok());
+  f.config_file = (dir_ / "missing.yaml").string();
+  EXPECT_FALSE(LoadServeConfig(f).ok());
+  ::setenv("PORT", "fifty", 1);
+  auto bad_env = LoadServeConfig({});
+  ASSERT_FALSE(bad_env.ok());
+  EXPECT_NE(bad_env.error().message.find("PORT"), std::string::npos);
+}
+
+TEST_F(ServeConfigTest, SecretsAreMaskedInTheEffectiveConfig) {
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka:\n  bootstrap_servers: b:9092\n  properties:\n    sasl.password: hunter2\n"
+      "    sasl.username: alice\n    ssl.key.password: s3cret\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  const std::string json = ServeConfigJson(*c);
+  EXPECT_EQ(json.find("hunter2"), std::string::npos);
+  EXPECT_EQ(json.find("s3cret"), std::string::npos);
+  auto j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["kafka"]["properties"]["sasl.password"], "***");
+  EXPECT_EQ(j["kafka"]["properties"]["sasl.username"], "alice");
+  EXPECT_EQ(j["kafka"]["dlq_topic"], "text-messages-dlq");
+}
+
+}  // namespace
+}  // namespace embedstream::app
