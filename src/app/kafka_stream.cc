@@ -141,13 +141,7 @@ void KafkaStream::Run(const std::atomic<bool>& stop) {
   // commit what is safe, leave the group.
   log->info("stopping: embedding {} buffered records, {} unacknowledged", batch_.size(),
             inflight_.size());
-  FlushBatch();
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!inflight_.empty() && Clock::now() < deadline) {
-    producer_->Poll(50);
-    RetryDue();
-  }
-  CommitSafe(true);
+  FinishInHand(std::chrono::seconds(30));
   if (!inflight_.empty()) {
     log->warn("{} records still unacknowledged at shutdown; they will be consumed again",
               inflight_.size());
@@ -340,6 +334,16 @@ void KafkaStream::OnDelivery(const sinks::DeliveryReport& report) {
   retries_.emplace_back(Clock::now() + delay, report.token);
 }
 
+void KafkaStream::FinishInHand(std::chrono::seconds limit) {
+  FlushBatch();
+  const auto deadline = Clock::now() + limit;
+  while (!inflight_.empty() && Clock::now() < deadline) {
+    producer_->Poll(20);
+    RetryDue();
+  }
+  CommitSafe(true);
+}
+
 void KafkaStream::RetryDue() {
   const auto now = Clock::now();
   while (!retries_.empty() && retries_.front().first <= now) {
@@ -356,13 +360,7 @@ void KafkaStream::OnRebalance(bool assigned,
     return;
   }
   // Revoked: finish what we hold for these partitions, commit it, forget them.
-  FlushBatch();
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!inflight_.empty() && Clock::now() < deadline) {
-    producer_->Poll(20);
-    RetryDue();
-  }
-  CommitSafe(true);
+  FinishInHand(std::chrono::seconds(10));
   for (const auto& p : parts) {
     tracker_.Drop(p.first, p.second);
     assigned_.erase(p);

@@ -97,6 +97,9 @@ class KafkaStream {
   void OnDelivery(const sinks::DeliveryReport& report);
   void OnRebalance(bool assigned, const std::vector<std::pair<std::string, int32_t>>& parts);
   void RetryDue();
+  // Embeds the batch in hand, waits up to `limit` for every delivery
+  // (retrying failures) and commits what is safe.
+  void FinishInHand(std::chrono::seconds limit);
   void CommitSafe(bool sync);
   void UpdateLag();
   bool Assigned(const std::string& topic, int32_t partition) const;
