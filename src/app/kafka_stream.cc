@@ -117,18 +117,30 @@ void KafkaStream::Run(const std::atomic<bool>& stop) {
     }
     stats_.paused = consumer_->paused();
 
+    // With records in hand, wait no longer than the earlier of the linger
+    // (for companions when the input is idle) and the max-wait deadline.
     int timeout_ms = 100;
     if (!batch_.empty()) {
-      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              Clock::now() - batch_started_).count();
-      timeout_ms = static_cast<int>(std::max<int64_t>(0, config_.batch_max_wait_ms - waited));
+      const auto until =
+          std::min(batch_deadline_,
+                   batch_first_seen_ + std::chrono::milliseconds(config_.batch_linger_ms));
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, left));
     }
     if (hold) timeout_ms = std::min(timeout_ms, 20);
     auto records = consumer_->Poll(timeout_ms, kPollMaxRecords);
+    const bool drained = records.size() < kPollMaxRecords;
     for (auto& r : records) HandleRecord(std::move(r));
-    if (!batch_.empty() &&
-        Clock::now() - batch_started_ >= std::chrono::milliseconds(config_.batch_max_wait_ms)) {
-      FlushBatch();
+    // Embed when nothing more is queued in the client and the linger is over,
+    // or when the oldest record reaches max_wait. With a backlog (a full
+    // poll) keep filling the batch up to its token budget instead.
+    if (!batch_.empty() && drained) {
+      const auto now = Clock::now();
+      if (now >= batch_first_seen_ + std::chrono::milliseconds(config_.batch_linger_ms) ||
+          now >= batch_deadline_) {
+        FlushBatch();
+      }
     }
     producer_->Poll(0);
     RetryDue();
@@ -179,8 +191,19 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
   p.input_timestamp = decoded.record->timestamp.value_or(
       rec.timestamp_ms >= 0 ? static_cast<double>(rec.timestamp_ms) / 1000.0 : UnixSeconds());
   p.token_ids = encoder_.Tokenize(p.text);
+  // Arrival: the record's timestamp when it is plausible (not in the future,
+  // not older than a minute: clock skew or a backlog), else now.
+  auto arrival = Clock::now();
+  if (rec.timestamp_ms > 0) {
+    const double age = UnixSeconds() - static_cast<double>(rec.timestamp_ms) / 1000.0;
+    if (age > 0 && age < 60) {
+      arrival -= std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(age));
+    }
+  }
+  const auto deadline = arrival + std::chrono::milliseconds(config_.batch_max_wait_ms);
+  if (batch_.empty()) batch_first_seen_ = Clock::now();
+  if (batch_.empty() || deadline < batch_deadline_) batch_deadline_ = deadline;
   p.source = std::move(rec);
-  if (batch_.empty()) batch_started_ = Clock::now();
   batch_tokens_ += p.token_ids.size();
   batch_.push_back(std::move(p));
   if (batch_tokens_ >= config_.batch_max_tokens) FlushBatch();

@@ -122,7 +122,12 @@ class KafkaStream {
 
   std::vector<Pending> batch_;
   size_t batch_tokens_ = 0;
-  std::chrono::steady_clock::time_point batch_started_;
+  // When the batch in hand must be embedded: the earliest record's arrival
+  // (its Kafka timestamp, so time spent queued behind the previous batch
+  // counts) plus batch.max_wait_ms.
+  std::chrono::steady_clock::time_point batch_deadline_;
+  // When the first record of the batch in hand was taken from the client.
+  std::chrono::steady_clock::time_point batch_first_seen_;
   std::map<uint64_t, InFlight> inflight_;
   uint64_t next_token_ = 1;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> retries_;

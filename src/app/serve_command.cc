@@ -70,7 +70,9 @@ void ServeCommand::Register(CLI::App& parent) {
   cmd->add_option("--auto-offset-reset", flags.auto_offset_reset, "earliest or latest [earliest]");
   cmd->add_option("--batch-max-tokens", flags.batch_max_tokens, "Token budget of a batch [8192]");
   cmd->add_option("--batch-max-wait-ms", flags.batch_max_wait_ms,
-                  "Flush a partial batch after this many ms [50]");
+                  "No record waits longer than this for a batch [50]");
+  cmd->add_option("--batch-linger-ms", flags.batch_linger_ms,
+                  "When the input is idle, wait this long for more records [0]");
   cmd->add_option("--host", flags.http_host, "HTTP listen address [0.0.0.0]");
   cmd->add_option("--port", flags.http_port, "HTTP port [5000; env: PORT]");
   cmd->add_flag("--print-config", print_config, "Print the effective configuration and exit");

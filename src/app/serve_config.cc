@@ -75,6 +75,7 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
     if (auto b = root["batch"]) {
       if (b["max_tokens"]) c.batch_max_tokens = b["max_tokens"].as<size_t>();
       if (b["max_wait_ms"]) c.batch_max_wait_ms = b["max_wait_ms"].as<int>();
+      if (b["linger_ms"]) c.batch_linger_ms = b["linger_ms"].as<int>();
     }
     if (auto p = root["pipeline"]) {
       if (p["max_inflight"]) c.max_inflight = p["max_inflight"].as<size_t>();
@@ -122,6 +123,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (!f.auto_offset_reset.empty()) c.kafka.auto_offset_reset = f.auto_offset_reset;
   if (f.batch_max_tokens >= 0) c.batch_max_tokens = static_cast<size_t>(f.batch_max_tokens);
   if (f.batch_max_wait_ms >= 0) c.batch_max_wait_ms = static_cast<int>(f.batch_max_wait_ms);
+  if (f.batch_linger_ms >= 0) c.batch_linger_ms = static_cast<int>(f.batch_linger_ms);
   if (f.http_port >= 0) c.http_port = static_cast<int>(f.http_port);
   if (!f.http_host.empty()) c.http_host = f.http_host;
 
@@ -136,6 +138,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   }
   if (c.batch_max_tokens < 2) return Error(errc::invalid_argument, "batch.max_tokens too small");
   if (c.batch_max_wait_ms < 0) return Error(errc::invalid_argument, "batch.max_wait_ms < 0");
+  if (c.batch_linger_ms < 0) return Error(errc::invalid_argument, "batch.linger_ms < 0");
   if (c.max_inflight < 1) return Error(errc::invalid_argument, "pipeline.max_inflight < 1");
   return c;
 }
@@ -159,6 +162,7 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("batch").BeginObject();
   w.Key("max_tokens").Uint(c.batch_max_tokens);
   w.Key("max_wait_ms").Int(c.batch_max_wait_ms);
+  w.Key("linger_ms").Int(c.batch_linger_ms);
   w.EndObject();
   w.Key("pipeline").BeginObject();
   w.Key("max_inflight").Uint(c.max_inflight);

@@ -12,7 +12,8 @@
 //     properties: {}                        # extra librdkafka settings
 //   batch:
 //     max_tokens: 8192                      # token budget of one forward pass
-//     max_wait_ms: 50                       # flush a partial batch after this
+//     max_wait_ms: 50                       # no record waits longer than this for a batch
+//     linger_ms: 0                          # when the input is idle, wait this long for more
 //   pipeline:
 //     max_inflight: 20000                   # unacknowledged records before intake pauses
 //     max_record_bytes: 1048576             # larger records go to the DLQ
@@ -51,6 +52,7 @@ struct ServeConfig {
   KafkaSettings kafka;
   size_t batch_max_tokens = 8192;
   int batch_max_wait_ms = 50;
+  int batch_linger_ms = 0;
   size_t max_inflight = 20000;
   size_t max_record_bytes = 1 << 20;
   int retry_base_ms = 200;
@@ -71,6 +73,7 @@ struct ServeFlags {
   std::string auto_offset_reset;
   long batch_max_tokens = -1;
   long batch_max_wait_ms = -1;
+  long batch_linger_ms = -1;
   long http_port = -1;
   std::string http_host;
 };
