@@ -54,13 +54,12 @@ struct CorpusResult {
 };
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Best wall time of full passes over the corpus, after one warm-up pass.
-Speed Measure(es::model::SentenceEncoder& enc, const std::vector<std::string>& texts,
-              size_t tokens, double min_seconds) {
+Speed Measure(es::model::SentenceEncoder& enc, const std::vector<std::string>& texts, size_t tokens,
+              double min_seconds) {
   std::vector<std::string_view> views(texts.begin(), texts.end());
   std::vector<float> out(texts.size() * enc.dim());
   enc.Embed(views, out.data());
@@ -116,18 +115,27 @@ Args Parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (s == "--model-dir") a.model_dir = next();
-    else if (s == "--threads") a.threads = std::atoi(next().c_str());
-    else if (s == "--batch-tokens") a.batch_tokens = static_cast<size_t>(std::atol(next().c_str()));
-    else if (s == "--seconds") a.seconds = std::atof(next().c_str());
-    else if (s == "--short") a.short_count = static_cast<size_t>(std::atol(next().c_str()));
-    else if (s == "--medium") a.medium_count = static_cast<size_t>(std::atol(next().c_str()));
-    else if (s == "--no-peer") a.peer = false;
-    else if (s == "--python") a.python = next();
+    if (s == "--model-dir")
+      a.model_dir = next();
+    else if (s == "--threads")
+      a.threads = std::atoi(next().c_str());
+    else if (s == "--batch-tokens")
+      a.batch_tokens = static_cast<size_t>(std::atol(next().c_str()));
+    else if (s == "--seconds")
+      a.seconds = std::atof(next().c_str());
+    else if (s == "--short")
+      a.short_count = static_cast<size_t>(std::atol(next().c_str()));
+    else if (s == "--medium")
+      a.medium_count = static_cast<size_t>(std::atol(next().c_str()));
+    else if (s == "--no-peer")
+      a.peer = false;
+    else if (s == "--python")
+      a.python = next();
     else {
-      std::fprintf(stderr,
-                   "usage: bench_encoder [--model-dir D] [--threads N] [--batch-tokens N] [--seconds S] "
-                   "[--short N] [--medium N] [--no-peer] [--python PATH]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_encoder [--model-dir D] [--threads N] [--batch-tokens N] [--seconds S] "
+          "[--short N] [--medium N] [--no-peer] [--python PATH]\n");
       std::exit(2);
     }
   }
@@ -164,7 +172,8 @@ int main(int argc, char** argv) {
   const struct {
     const char* name;
     size_t count, words;
-  } corpora[] = {{"short (~16 tok)", a.short_count, 11}, {"medium (~128 tok)", a.medium_count, 100}};
+  } corpora[] = {{"short (~16 tok)", a.short_count, 11},
+                 {"medium (~128 tok)", a.medium_count, 100}};
   for (const auto& c : corpora) {
     CorpusResult r;
     r.name = c.name;
@@ -180,9 +189,8 @@ int main(int argc, char** argv) {
     results.push_back(r);
   }
   const int64_t rows = static_cast<int64_t>((*f32)->info().batch_tokens_max);
-  const auto ceil_f32 = es::bench::MeasureGemmCeiling(rows, cfg.hidden_size,
-                                                      cfg.intermediate_size, cfg.num_layers,
-                                                      false, a.seconds);
+  const auto ceil_f32 = es::bench::MeasureGemmCeiling(rows, cfg.hidden_size, cfg.intermediate_size,
+                                                      cfg.num_layers, false, a.seconds);
   es::bench::GemmCeiling ceil_bf16;
   if (bf16) {
     ceil_bf16 = es::bench::MeasureGemmCeiling(rows, cfg.hidden_size, cfg.intermediate_size,
@@ -191,15 +199,18 @@ int main(int argc, char** argv) {
 
   std::printf("\nbench_encoder: %s, %d threads, cpu: %s\n", (*f32)->info().model_name.c_str(),
               a.threads, (*f32)->info().cpu_features.c_str());
-  std::printf("GEMM ceiling (oneDNN matmul, M=%lld, the 4 layer shapes): f32 %.0f GFLOP/s = %.0f "
-              "tok/s", static_cast<long long>(rows), ceil_f32.gflops, ceil_f32.tokens_per_s);
+  std::printf(
+      "GEMM ceiling (oneDNN matmul, M=%lld, the 4 layer shapes): f32 %.0f GFLOP/s = %.0f "
+      "tok/s",
+      static_cast<long long>(rows), ceil_f32.gflops, ceil_f32.tokens_per_s);
   if (bf16) {
     std::printf("; bf16 %.0f GFLOP/s = %.0f tok/s", ceil_bf16.gflops, ceil_bf16.tokens_per_s);
   }
   std::printf("\n(%.1f GEMM MFLOP per token)\n\n", ceil_f32.flops_per_token / 1e6);
-  std::printf("| corpus | texts | avg tok | f32 tok/s | f32 sent/s | f32 %% of GEMM ceiling | "
-              "bf16 tok/s | bf16 sent/s | bf16 %% of bf16 ceiling | bf16 / f32 | ST tok/s | "
-              "ST sent/s | f32 / ST | bf16 / ST |\n");
+  std::printf(
+      "| corpus | texts | avg tok | f32 tok/s | f32 sent/s | f32 %% of GEMM ceiling | "
+      "bf16 tok/s | bf16 sent/s | bf16 %% of bf16 ceiling | bf16 / f32 | ST tok/s | "
+      "ST sent/s | f32 / ST | bf16 / ST |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : results) {
     std::printf("| %s | %zu | %.1f | %.0f | %.0f | %.0f%% | ", r.name.c_str(), r.texts,

@@ -7,8 +7,8 @@
 
 namespace embedstream::bench {
 
-GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers,
-                               bool bf16, double min_seconds) {
+GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers, bool bf16,
+                               double min_seconds) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -38,8 +38,8 @@ GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_
   }
   auto run_all = [&] {
     for (auto& op : ops) {
-      op.prim.execute(strm, {{DNNL_ARG_SRC, op.src}, {DNNL_ARG_WEIGHTS, op.wei},
-                             {DNNL_ARG_DST, op.dst}});
+      op.prim.execute(strm,
+                      {{DNNL_ARG_SRC, op.src}, {DNNL_ARG_WEIGHTS, op.wei}, {DNNL_ARG_DST, op.dst}});
     }
     strm.wait();
   };

@@ -15,7 +15,7 @@ struct GemmCeiling {
 };
 
 // bf16 = true: bf16 src/weights, f32 dst (what the bf16 encoder runs).
-GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers,
-                               bool bf16, double min_seconds);
+GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers, bool bf16,
+                               double min_seconds);
 
 }  // namespace embedstream::bench

@@ -143,9 +143,12 @@ int EmbedCommand::Run() {
       ++rejected;
       JsonWriter w;
       w.BeginObject()
-          .Key("error").String(decoded.error.reason)
-          .Key("detail").String(decoded.error.detail)
-          .Key("line").Uint(line_no)
+          .Key("error")
+          .String(decoded.error.reason)
+          .Key("detail")
+          .String(decoded.error.detail)
+          .Key("line")
+          .Uint(line_no)
           .EndObject();
       WriteAll(2, w.str() + "\n");
       continue;
@@ -159,9 +162,10 @@ int EmbedCommand::Run() {
   }
   flush();
   if (fd != 0) ::close(fd);
-  log->info("embedded {} records, rejected {} of {} lines; encoder time {:.3f} s ({:.1f} records/s)",
-            embedded, rejected, line_no, encode_seconds,
-            encode_seconds > 0 ? static_cast<double>(embedded) / encode_seconds : 0.0);
+  log->info(
+      "embedded {} records, rejected {} of {} lines; encoder time {:.3f} s ({:.1f} records/s)",
+      embedded, rejected, line_no, encode_seconds,
+      encode_seconds > 0 ? static_cast<double>(embedded) / encode_seconds : 0.0);
   return rejected == 0 ? 0 : 1;
 }
 

@@ -18,7 +18,8 @@ void EncoderFlags::AddTo(CLI::App& cmd) {
   cmd.add_option("-p,--precision", precision,
                  "f32 (default, exact) or bf16 (faster; needs AVX512_BF16, else falls back to "
                  "f32) [env: EMBEDSTREAM_PRECISION]");
-  cmd.add_option("-t,--threads", threads, "Compute threads, 0 = all cores [env: EMBEDSTREAM_THREADS]");
+  cmd.add_option("-t,--threads", threads,
+                 "Compute threads, 0 = all cores [env: EMBEDSTREAM_THREADS]");
   cmd.add_option("--batch-tokens", batch_tokens_max, "Token budget of one forward pass [8192]");
   cmd.add_option("--max-seq-length", max_seq_length,
                  "Truncate texts to this many tokens incl. [CLS]/[SEP] [model's own, 256]");
@@ -56,8 +57,8 @@ Result<std::unique_ptr<model::SentenceEncoder>> EncoderFlags::LoadEncoder() cons
     char* end = nullptr;
     thr = std::strtol(v, &end, 10);
     if (end == v || *end != '\0') {
-      return Error(errc::invalid_argument, std::string("EMBEDSTREAM_THREADS='") + v +
-                                               "' is not an integer");
+      return Error(errc::invalid_argument,
+                   std::string("EMBEDSTREAM_THREADS='") + v + "' is not an integer");
     }
   }
   // Layer 3: flags.

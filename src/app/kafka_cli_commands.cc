@@ -26,10 +26,14 @@ std::string Brokers(const std::string& flag) {
 std::string TextMessage(const std::string& id, const std::string& text, const std::string& src) {
   JsonWriter w;
   w.BeginObject()
-      .Key("id").String(id)
-      .Key("text").String(text)
-      .Key("timestamp").Double(UnixSeconds())
-      .Key("source").String(src)
+      .Key("id")
+      .String(id)
+      .Key("text")
+      .String(text)
+      .Key("timestamp")
+      .Double(UnixSeconds())
+      .Key("source")
+      .String(src)
       .EndObject();
   return w.Take();
 }
@@ -42,8 +46,9 @@ void ProduceCommand::Register(CLI::App& parent) {
   cmd->add_option("topic", topic, "Topic")->required();
   cmd->add_option("text", texts, "Text(s) to send, one message each");
   cmd->add_option("-b,--brokers", brokers, "Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS]");
-  cmd->add_option("--file", file, "Send one message per line of this file (JSON lines are "
-                                  "sent as they are, plain lines wrapped as seed 000 JSON)");
+  cmd->add_option("--file", file,
+                  "Send one message per line of this file (JSON lines are "
+                  "sent as they are, plain lines wrapped as seed 000 JSON)");
   cmd->add_option("--count", count, "Perf mode: send N generated messages");
   cmd->add_option("--rate", rate, "Perf mode: messages per second (0 = unthrottled)");
   cmd->add_option("--size", size, "Perf mode: approximate text size in bytes");
@@ -130,8 +135,7 @@ int ProduceCommand::Run() {
     (*producer)->Poll(0);
   }
   const int left = (*producer)->Flush(60000);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (count > 0) {
     std::printf("%zu records sent, %.1f records/sec (%.2f MB/sec), %zu failed\n", delivered,
                 static_cast<double>(delivered) / secs, static_cast<double>(bytes) / secs / 1e6,
@@ -176,8 +180,8 @@ int ConsumeCommand::Run() {
   while (max_messages < 0 || seen < max_messages) {
     auto records = (*consumer)->Poll(200, 1000);
     if (records.empty()) {
-      if (idle_timeout_ms >= 0 && std::chrono::steady_clock::now() - last >=
-                                      std::chrono::milliseconds(idle_timeout_ms)) {
+      if (idle_timeout_ms >= 0 &&
+          std::chrono::steady_clock::now() - last >= std::chrono::milliseconds(idle_timeout_ms)) {
         break;
       }
       continue;
@@ -191,10 +195,14 @@ int ConsumeCommand::Run() {
       if (format == "json") {
         JsonWriter w;
         w.BeginObject()
-            .Key("topic").String(r.topic)
-            .Key("partition").Int(r.partition)
-            .Key("offset").Int(r.offset)
-            .Key("timestamp_ms").Int(r.timestamp_ms)
+            .Key("topic")
+            .String(r.topic)
+            .Key("partition")
+            .Int(r.partition)
+            .Key("offset")
+            .Int(r.offset)
+            .Key("timestamp_ms")
+            .Int(r.timestamp_ms)
             .Key("key");
         if (r.has_key) {
           w.String(r.key);

@@ -29,20 +29,20 @@ void KafkaStream::RegisterMetrics() {
   e2e_latency_ = &reg.GetHistogram("embedstream_end_to_end_latency_seconds",
                                    "Input record timestamp to output acknowledged by Kafka",
                                    LatencyBucketsSeconds());
-  embed_latency_ = &reg.GetHistogram("embedstream_stage_latency_seconds",
-                                     "Time spent per stage and batch", LatencyBucketsSeconds(),
-                                     {{"stage", "embed"}});
-  deliver_latency_ = &reg.GetHistogram("embedstream_stage_latency_seconds",
-                                       "Time spent per stage and batch", LatencyBucketsSeconds(),
-                                       {{"stage", "deliver"}});
+  embed_latency_ =
+      &reg.GetHistogram("embedstream_stage_latency_seconds", "Time spent per stage and batch",
+                        LatencyBucketsSeconds(), {{"stage", "embed"}});
+  deliver_latency_ =
+      &reg.GetHistogram("embedstream_stage_latency_seconds", "Time spent per stage and batch",
+                        LatencyBucketsSeconds(), {{"stage", "deliver"}});
   batch_size_ = &reg.GetHistogram("embedstream_batch_size_records", "Records per encoder batch",
                                   ExponentialBuckets(1, 2, 14));
   batch_tokens_hist_ = &reg.GetHistogram("embedstream_batch_size_tokens",
                                          "Tokens per encoder batch", ExponentialBuckets(16, 2, 12));
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" +
-             name + " " + std::to_string(v) + "\n";
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+             " " + std::to_string(v) + "\n";
     };
     counter("embedstream_records_consumed_total", "Records consumed from Kafka",
             stats_.consumed.load());
@@ -54,14 +54,17 @@ void KafkaStream::RegisterMetrics() {
     counter("embedstream_delivery_errors_total", "Failed deliveries (each retried)",
             stats_.errors.load());
     counter("embedstream_batches_total", "Encoder batches", stats_.batches.load());
-    out += "# HELP embedstream_inflight_records Records consumed and not yet acknowledged\n"
-           "# TYPE embedstream_inflight_records gauge\nembedstream_inflight_records " +
-           std::to_string(stats_.inflight.load()) + "\n";
-    out += "# HELP embedstream_intake_paused 1 while intake is paused for backpressure\n"
-           "# TYPE embedstream_intake_paused gauge\nembedstream_intake_paused " +
-           std::string(stats_.paused.load() ? "1" : "0") + "\n";
-    out += "# HELP embedstream_consumer_lag Records behind the high watermark\n"
-           "# TYPE embedstream_consumer_lag gauge\n";
+    out +=
+        "# HELP embedstream_inflight_records Records consumed and not yet acknowledged\n"
+        "# TYPE embedstream_inflight_records gauge\nembedstream_inflight_records " +
+        std::to_string(stats_.inflight.load()) + "\n";
+    out +=
+        "# HELP embedstream_intake_paused 1 while intake is paused for backpressure\n"
+        "# TYPE embedstream_intake_paused gauge\nembedstream_intake_paused " +
+        std::string(stats_.paused.load() ? "1" : "0") + "\n";
+    out +=
+        "# HELP embedstream_consumer_lag Records behind the high watermark\n"
+        "# TYPE embedstream_consumer_lag gauge\n";
     for (const auto& l : Lag()) {
       out += "embedstream_consumer_lag{topic=\"" + l.topic + "\",partition=\"" +
              std::to_string(l.partition) + "\"} " + std::to_string(l.lag) + "\n";
@@ -101,9 +104,8 @@ void KafkaStream::Run(const std::atomic<bool>& stop) {
   stats_.running = true;
   last_commit_ = last_lag_ = Clock::now();
   log->info("consuming {} as group '{}' -> {} (dlq {}), batch {} tokens / {} ms",
-            config_.kafka.input_topics.front(), config_.kafka.group_id,
-            config_.kafka.output_topic, config_.kafka.DlqTopic(), config_.batch_max_tokens,
-            config_.batch_max_wait_ms);
+            config_.kafka.input_topics.front(), config_.kafka.group_id, config_.kafka.output_topic,
+            config_.kafka.DlqTopic(), config_.batch_max_tokens, config_.batch_max_wait_ms);
   while (!stop.load(std::memory_order_relaxed)) {
     // Backpressure: no new intake while a retry waits or too much is unacknowledged.
     const bool hold = !retries_.empty() || inflight_.size() >= config_.max_inflight;
@@ -121,9 +123,8 @@ void KafkaStream::Run(const std::atomic<bool>& stop) {
     // (for companions when the input is idle) and the max-wait deadline.
     int timeout_ms = 100;
     if (!batch_.empty()) {
-      const auto until =
-          std::min(batch_deadline_,
-                   batch_first_seen_ + std::chrono::milliseconds(config_.batch_linger_ms));
+      const auto until = std::min(
+          batch_deadline_, batch_first_seen_ + std::chrono::milliseconds(config_.batch_linger_ms));
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
       timeout_ms = static_cast<int>(std::max<int64_t>(0, left));
@@ -182,12 +183,12 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
   } else if (rec.has_key && !rec.key.empty()) {
     p.id = rec.key;
   } else {
-    p.id = FormatUuid(UuidV5(EmbedstreamNamespace(), rec.topic + "/" +
-                                                       std::to_string(rec.partition) + "/" +
-                                                       std::to_string(rec.offset)));
+    p.id =
+        FormatUuid(UuidV5(EmbedstreamNamespace(), rec.topic + "/" + std::to_string(rec.partition) +
+                                                      "/" + std::to_string(rec.offset)));
   }
-  p.input_source = decoded.record->source.empty() ? "kafka:" + rec.topic
-                                                  : std::move(decoded.record->source);
+  p.input_source =
+      decoded.record->source.empty() ? "kafka:" + rec.topic : std::move(decoded.record->source);
   p.input_timestamp = decoded.record->timestamp.value_or(
       rec.timestamp_ms >= 0 ? static_cast<double>(rec.timestamp_ms) / 1000.0 : UnixSeconds());
   p.token_ids = encoder_.Tokenize(p.text);
@@ -211,8 +212,8 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
 
 void KafkaStream::SendDeadLetter(sources::ConsumedRecord&& rec, const std::string& reason,
                                  const std::string& stage, const std::string& detail) {
-  GetLogger("stream")->debug("dead letter {}/{}@{}: {} ({})", rec.topic, rec.partition,
-                             rec.offset, reason, detail);
+  GetLogger("stream")->debug("dead letter {}/{}@{}: {} ({})", rec.topic, rec.partition, rec.offset,
+                             reason, detail);
   const uint64_t token = next_token_++;
   InFlight f;
   f.source_topic = rec.topic;
@@ -346,8 +347,8 @@ void KafkaStream::OnDelivery(const sinks::DeliveryReport& report) {
     return;
   }
   const auto delay = backoff_.Next();
-  GetLogger("stream")->warn("delivery to {} failed ({}), attempt {}; retrying in {} ms",
-                            f.topic, report.error, f.attempts, delay.count());
+  GetLogger("stream")->warn("delivery to {} failed ({}), attempt {}; retrying in {} ms", f.topic,
+                            report.error, f.attempts, delay.count());
   ++f.attempts;
   if (f.dead_letter) {
     for (auto& h : f.headers) {

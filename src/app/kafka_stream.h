@@ -41,7 +41,7 @@ struct StreamStats {
   std::atomic<uint64_t> embedded{0};
   std::atomic<uint64_t> produced{0};
   std::atomic<uint64_t> dlq{0};
-  std::atomic<uint64_t> errors{0};        // failed deliveries (each retried)
+  std::atomic<uint64_t> errors{0};  // failed deliveries (each retried)
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> batch_records{0};
   std::atomic<uint64_t> commits{0};
@@ -55,7 +55,7 @@ class KafkaStream {
   KafkaStream(ServeConfig config, model::SentenceEncoder& encoder);
   ~KafkaStream();
 
-  Status Start();                        // connects consumer and producer
+  Status Start();                           // connects consumer and producer
   void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
   const StreamStats& stats() const { return stats_; }
   // Lag per assigned partition, refreshed by the pipeline thread every second.

@@ -32,22 +32,39 @@ std::string StatsJson(const StreamStats& s, const std::vector<sources::Partition
   int64_t total_lag = 0;
   for (const auto& l : lag) total_lag += std::max<int64_t>(0, l.lag);
   w.BeginObject()
-      .Key("consumed").Uint(s.consumed.load())
-      .Key("embedded").Uint(s.embedded.load())
-      .Key("produced").Uint(s.produced.load())
-      .Key("dlq").Uint(s.dlq.load())
-      .Key("errors").Uint(s.errors.load())
-      .Key("batches").Uint(batches)
+      .Key("consumed")
+      .Uint(s.consumed.load())
+      .Key("embedded")
+      .Uint(s.embedded.load())
+      .Key("produced")
+      .Uint(s.produced.load())
+      .Key("dlq")
+      .Uint(s.dlq.load())
+      .Key("errors")
+      .Uint(s.errors.load())
+      .Key("batches")
+      .Uint(batches)
       .Key("average_batch_size")
-      .Double(batches == 0 ? 0.0 : static_cast<double>(s.batch_records.load()) /
-                                       static_cast<double>(batches))
-      .Key("inflight").Int(s.inflight.load())
-      .Key("paused").Bool(s.paused.load())
-      .Key("lag").Int(total_lag)
-      .Key("partitions").BeginArray();
+      .Double(batches == 0
+                  ? 0.0
+                  : static_cast<double>(s.batch_records.load()) / static_cast<double>(batches))
+      .Key("inflight")
+      .Int(s.inflight.load())
+      .Key("paused")
+      .Bool(s.paused.load())
+      .Key("lag")
+      .Int(total_lag)
+      .Key("partitions")
+      .BeginArray();
   for (const auto& l : lag) {
-    w.BeginObject().Key("topic").String(l.topic).Key("partition").Int(l.partition)
-        .Key("lag").Int(l.lag).EndObject();
+    w.BeginObject()
+        .Key("topic")
+        .String(l.topic)
+        .Key("partition")
+        .Int(l.partition)
+        .Key("lag")
+        .Int(l.lag)
+        .EndObject();
   }
   w.EndArray().EndObject();
   return w.Take();
@@ -121,9 +138,8 @@ int ServeCommand::Run() {
   so.port = static_cast<uint16_t>(config->http_port);
   server::HttpServer http(so);
   const std::string config_json = ServeConfigJson(*config);
-  http.Route("GET", "/health", [](const server::HttpRequest&) {
-    return server::JsonOk(R"({"status":"healthy"})");
-  });
+  http.Route("GET", "/health",
+             [](const server::HttpRequest&) { return server::JsonOk(R"({"status":"healthy"})"); });
   http.Route("GET", "/ready", [&stream](const server::HttpRequest&) {
     if (stream.stats().running.load()) return server::JsonOk(R"({"status":"ready"})");
     return server::JsonError(503, "not_ready", "the pipeline is starting or stopping");
@@ -131,9 +147,8 @@ int ServeCommand::Run() {
   http.Route("GET", "/stats", [&stream](const server::HttpRequest&) {
     return server::JsonOk(StatsJson(stream.stats(), stream.Lag()));
   });
-  http.Route("GET", "/config", [&config_json](const server::HttpRequest&) {
-    return server::JsonOk(config_json);
-  });
+  http.Route("GET", "/config",
+             [&config_json](const server::HttpRequest&) { return server::JsonOk(config_json); });
   http.Route("GET", "/metrics", [](const server::HttpRequest&) {
     server::HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";

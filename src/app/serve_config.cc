@@ -56,7 +56,8 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
   }
   try {
     if (auto k = root["kafka"]) {
-      if (k["bootstrap_servers"]) c.kafka.bootstrap_servers = k["bootstrap_servers"].as<std::string>();
+      if (k["bootstrap_servers"])
+        c.kafka.bootstrap_servers = k["bootstrap_servers"].as<std::string>();
       if (k["group_id"]) c.kafka.group_id = k["group_id"].as<std::string>();
       if (k["input_topics"]) {
         c.kafka.input_topics = k["input_topics"].IsSequence()
@@ -65,7 +66,8 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       }
       if (k["output_topic"]) c.kafka.output_topic = k["output_topic"].as<std::string>();
       if (k["dlq_topic"]) c.kafka.dlq_topic = k["dlq_topic"].as<std::string>();
-      if (k["auto_offset_reset"]) c.kafka.auto_offset_reset = k["auto_offset_reset"].as<std::string>();
+      if (k["auto_offset_reset"])
+        c.kafka.auto_offset_reset = k["auto_offset_reset"].as<std::string>();
       if (auto props = k["properties"]) {
         for (const auto& kv : props) {
           c.kafka.properties[kv.first.as<std::string>()] = kv.second.as<std::string>();

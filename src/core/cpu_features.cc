@@ -24,9 +24,9 @@ CpuFeatures Detect() {
   const bool fma = (c >> 12) & 1;
   if (!osxsave) return f;
   const unsigned long long xcr0 = ReadXcr0();
-  const bool os_avx = (xcr0 & 0x6) == 0x6;             // XMM + YMM state
+  const bool os_avx = (xcr0 & 0x6) == 0x6;                 // XMM + YMM state
   const bool os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0;  // opmask + ZMM
-  const bool os_amx = (xcr0 & 0x60000) == 0x60000;      // XTILECFG + XTILEDATA
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;         // XTILECFG + XTILEDATA
   if (max_leaf < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
   f.fma = os_avx && fma;

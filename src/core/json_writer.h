@@ -26,8 +26,8 @@ class JsonWriter {
   JsonWriter& String(std::string_view s);
   JsonWriter& Int(int64_t v);
   JsonWriter& Uint(uint64_t v);
-  JsonWriter& Double(double v);     // non-finite values are written as null
-  JsonWriter& Float(float v);       // shortest form that round-trips a float
+  JsonWriter& Double(double v);  // non-finite values are written as null
+  JsonWriter& Float(float v);    // shortest form that round-trips a float
   JsonWriter& Bool(bool v);
   JsonWriter& Null();
   JsonWriter& FloatArray(std::span<const float> values);

@@ -13,7 +13,7 @@
 namespace embedstream::model {
 
 struct BertLayerWeights {
-  std::vector<float> qkv_w, qkv_b;        // [3H, H], [3H]  (rows: Q, then K, then V)
+  std::vector<float> qkv_w, qkv_b;            // [3H, H], [3H]  (rows: Q, then K, then V)
   std::vector<float> attn_out_w, attn_out_b;  // [H, H], [H]
   std::vector<float> ln1_gamma, ln1_beta;     // [H]
   std::vector<float> ffn_in_w, ffn_in_b;      // [F, H], [F]

@@ -37,13 +37,22 @@ enum Op { kQkv = 0, kAttnOut = 1, kFfnIn = 2, kFfnOut = 3, kNumOps = 4 };
 // destroyed. Costs one clock read per stage when on, nothing when off.
 class StageProfile {
  public:
-  enum Stage { kEmbed, kLayerNorm, kGemmQkv, kAttention, kGemmOut, kGemmFfnIn, kGemmFfnOut,
-               kPool, kNumStages };
+  enum Stage {
+    kEmbed,
+    kLayerNorm,
+    kGemmQkv,
+    kAttention,
+    kGemmOut,
+    kGemmFfnIn,
+    kGemmFfnOut,
+    kPool,
+    kNumStages
+  };
   StageProfile() : on_(std::getenv("EMBEDSTREAM_PROFILE") != nullptr) {}
   ~StageProfile() {
     if (!on_ || tokens_ == 0) return;
-    static const char* kNames[] = {"embed", "layernorm", "gemm_qkv", "attention", "gemm_out",
-                                   "gemm_ffn_in", "gemm_ffn_out", "pool"};
+    static const char* kNames[] = {"embed",    "layernorm",   "gemm_qkv",     "attention",
+                                   "gemm_out", "gemm_ffn_in", "gemm_ffn_out", "pool"};
     double total = 0;
     for (double t : seconds_) total += t;
     std::fprintf(stderr, "[profile] %zu tokens, %.3f s, %.0f tok/s\n", tokens_, total,
@@ -160,8 +169,7 @@ class CpuBackend final : public EncoderBackend {
       Run(kQkv, M, m, bf16 ? static_cast<void*>(xb_.data()) : x_.data(), qkv_.data());
       prof_.Stop(StageProfile::kGemmQkv);
       kernels::Attention(qkv_.data(), bf16 ? nullptr : ctx_.data(), batch.offsets.data(),
-                         batch.num_sequences(), heads, head_dim,
-                         bf16 ? ctxb_.data() : nullptr);
+                         batch.num_sequences(), heads, head_dim, bf16 ? ctxb_.data() : nullptr);
       prof_.Stop(StageProfile::kAttention);
       Run(kAttnOut, M, m, bf16 ? static_cast<void*>(ctxb_.data()) : ctx_.data(), x_.data());
       prof_.Stop(StageProfile::kGemmOut);
@@ -197,8 +205,8 @@ class CpuBackend final : public EncoderBackend {
                                                  const dnnl::memory::desc* weights) const {
     const Shape s = shapes_[op];
     dnnl::memory::desc src({rows, s.k}, ActType(), tag::ab);
-    dnnl::memory::desc wei = weights != nullptr ? *weights
-                                                : dnnl::memory::desc({s.k, s.n}, ActType(), tag::any);
+    dnnl::memory::desc wei =
+        weights != nullptr ? *weights : dnnl::memory::desc({s.k, s.n}, ActType(), tag::any);
     dnnl::memory::desc bias({1, s.n}, dt::f32, tag::ab);
     // FFN-in output feeds the next GEMM directly: bf16 in bf16 mode.
     const dt dst_type = (op == kFfnIn) ? ActType() : dt::f32;
@@ -246,8 +254,8 @@ class CpuBackend final : public EncoderBackend {
     const dt dst_type = (op == kFfnIn) ? ActType() : dt::f32;
     dnnl::memory src_mem({{rows, s.k}, ActType(), tag::ab}, engine_, src);
     dnnl::memory dst_mem({{rows, s.n}, dst_type, tag::ab}, engine_, dst);
-    dnnl::memory scratch_mem({{static_cast<int64_t>(scratchpad_.size())}, dt::u8, tag::a},
-                             engine_, scratchpad_.data());
+    dnnl::memory scratch_mem({{static_cast<int64_t>(scratchpad_.size())}, dt::u8, tag::a}, engine_,
+                             scratchpad_.data());
     prim.execute(stream_, {{DNNL_ARG_SRC, src_mem},
                            {DNNL_ARG_WEIGHTS, m.w[op]},
                            {DNNL_ARG_BIAS, m.b[op]},
@@ -316,8 +324,8 @@ Result<std::unique_ptr<EncoderBackend>> MakeCpuBackend(const ModelConfig& config
   if (precision == Precision::kBF16) {
     const CpuFeatures& f = GetCpuFeatures();
     if (!f.avx512_bf16 && !f.amx_bf16) {
-      return Error(errc::unsupported, "bf16 needs AVX512_BF16 or AMX; this CPU has: " +
-                                          f.ToString());
+      return Error(errc::unsupported,
+                   "bf16 needs AVX512_BF16 or AMX; this CPU has: " + f.ToString());
     }
   }
   try {

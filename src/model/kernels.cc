@@ -12,7 +12,8 @@
 // picks one per function from the CPU it runs on (never from build flags).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define ES_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define ES_MULTIVERSION \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define ES_MULTIVERSION
 #endif
@@ -91,12 +92,12 @@ ES_INLINE size_t PaddedLength(size_t len) { return (len + kKeyBlock - 1) / kKeyB
 
 template <size_t D>
 ES_INLINE void AttentionHeadTiled(const float* q, const float* k, const float* v, size_t stride,
-                               size_t len, float* out, size_t out_stride, uint16_t* out_bf16,
-                               float* scratch) {
+                                  size_t len, float* out, size_t out_stride, uint16_t* out_bf16,
+                                  float* scratch) {
   const size_t L = len;
   const size_t Lp = PaddedLength(L);
-  float* kt = scratch;           // [D][Lp]
-  float* s = scratch + D * Lp;   // [kRows][Lp]
+  float* kt = scratch;          // [D][Lp]
+  float* s = scratch + D * Lp;  // [kRows][Lp]
   // Row by row: each key row is read once, contiguously.
   for (size_t j = 0; j < L; ++j) {
     const float* kj = k + j * stride;
@@ -181,11 +182,11 @@ ES_INLINE void AttentionHeadTiled(const float* q, const float* k, const float* v
 
 // Any head size: the same algorithm one query row at a time.
 ES_INLINE void AttentionHeadGeneric(const float* q, const float* k, const float* v, size_t stride,
-                                 size_t len, size_t head_dim, float* out, size_t out_stride,
-                                 uint16_t* out_bf16, float* scratch) {
+                                    size_t len, size_t head_dim, float* out, size_t out_stride,
+                                    uint16_t* out_bf16, float* scratch) {
   const size_t L = len;
   const size_t D = head_dim;
-  float* kt = scratch;       // [D][L]
+  float* kt = scratch;         // [D][L]
   float* p = scratch + D * L;  // [L]
   for (size_t j = 0; j < L; ++j) {
     for (size_t d = 0; d < D; ++d) kt[d * L + j] = k[j * stride + d];
@@ -265,8 +266,8 @@ void Normalize(float* v, size_t n) {
 
 }  // namespace
 
-void LayerNorm(float* x, size_t rows, size_t cols, const float* gamma, const float* beta,
-               float eps, uint16_t* bf16_out) {
+void LayerNorm(float* x, size_t rows, size_t cols, const float* gamma, const float* beta, float eps,
+               uint16_t* bf16_out) {
   const auto n = static_cast<int64_t>(rows);
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < n; ++r) {
@@ -386,9 +387,8 @@ void Pool(const float* hidden, size_t cols, const int32_t* offsets, size_t num_s
       case PoolingMode::kMean:
       case PoolingMode::kMeanSqrtLen: {
         SumRows(h, len, cols, o);
-        const float denom = mode == PoolingMode::kMean
-                                ? static_cast<float>(len)
-                                : std::sqrt(static_cast<float>(len));
+        const float denom = mode == PoolingMode::kMean ? static_cast<float>(len)
+                                                       : std::sqrt(static_cast<float>(len));
         for (size_t c = 0; c < cols; ++c) o[c] /= std::max(denom, 1e-9f);
         break;
       }

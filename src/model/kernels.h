@@ -18,8 +18,8 @@ namespace embedstream::model::kernels {
 
 // x[r] = LayerNorm(x[r]) * gamma + beta for every row, in place. When
 // `bf16_out` is not null the result is also written there as bf16.
-void LayerNorm(float* x, size_t rows, size_t cols, const float* gamma, const float* beta,
-               float eps, uint16_t* bf16_out = nullptr);
+void LayerNorm(float* x, size_t rows, size_t cols, const float* gamma, const float* beta, float eps,
+               uint16_t* bf16_out = nullptr);
 void LayerNormRef(float* x, size_t rows, size_t cols, const float* gamma, const float* beta,
                   float eps);
 

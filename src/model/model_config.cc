@@ -33,10 +33,14 @@ Result<int64_t> PositiveInt(const nlohmann::json& j, const char* key,
 
 const char* PoolingModeName(PoolingMode m) {
   switch (m) {
-    case PoolingMode::kMean: return "mean";
-    case PoolingMode::kCls: return "cls";
-    case PoolingMode::kMax: return "max";
-    case PoolingMode::kMeanSqrtLen: return "mean_sqrt_len";
+    case PoolingMode::kMean:
+      return "mean";
+    case PoolingMode::kCls:
+      return "cls";
+    case PoolingMode::kMax:
+      return "max";
+    case PoolingMode::kMeanSqrtLen:
+      return "mean_sqrt_len";
   }
   return "?";
 }
@@ -45,9 +49,9 @@ Result<ModelConfig> LoadModelConfig(const std::filesystem::path& dir,
                                     const std::string& name_override) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    return Error(errc::not_found,
-                 dir.string() + ": model directory not found (run scripts/fetch_model.sh, or "
-                                "set --model-dir / EMBEDSTREAM_MODEL_DIR)");
+    return Error(errc::not_found, dir.string() +
+                                      ": model directory not found (run scripts/fetch_model.sh, or "
+                                      "set --model-dir / EMBEDSTREAM_MODEL_DIR)");
   }
   ModelConfig c;
   const auto config_path = dir / "config.json";
@@ -94,10 +98,9 @@ Result<ModelConfig> LoadModelConfig(const std::filesystem::path& dir,
     c.layer_norm_eps = j["layer_norm_eps"].get<float>();
   }
   if (c.hidden_size % c.num_heads != 0) {
-    return Error(errc::corrupt, config_path.string() + ": hidden_size " +
-                                    std::to_string(c.hidden_size) +
-                                    " is not divisible by num_attention_heads " +
-                                    std::to_string(c.num_heads));
+    return Error(errc::corrupt,
+                 config_path.string() + ": hidden_size " + std::to_string(c.hidden_size) +
+                     " is not divisible by num_attention_heads " + std::to_string(c.num_heads));
   }
 
   // sentence_bert_config.json: max_seq_length (optional; default 512 capped).
@@ -138,9 +141,18 @@ Result<ModelConfig> LoadModelConfig(const std::filesystem::path& dir,
     auto pj = ReadJson(pool_path);
     if (!pj) return pj.error();
     int modes = 0;
-    if (pj->value("pooling_mode_mean_tokens", false)) { c.pooling = PoolingMode::kMean; ++modes; }
-    if (pj->value("pooling_mode_cls_token", false)) { c.pooling = PoolingMode::kCls; ++modes; }
-    if (pj->value("pooling_mode_max_tokens", false)) { c.pooling = PoolingMode::kMax; ++modes; }
+    if (pj->value("pooling_mode_mean_tokens", false)) {
+      c.pooling = PoolingMode::kMean;
+      ++modes;
+    }
+    if (pj->value("pooling_mode_cls_token", false)) {
+      c.pooling = PoolingMode::kCls;
+      ++modes;
+    }
+    if (pj->value("pooling_mode_max_tokens", false)) {
+      c.pooling = PoolingMode::kMax;
+      ++modes;
+    }
     if (pj->value("pooling_mode_mean_sqrt_len_tokens", false)) {
       c.pooling = PoolingMode::kMeanSqrtLen;
       ++modes;
@@ -152,8 +164,9 @@ Result<ModelConfig> LoadModelConfig(const std::filesystem::path& dir,
     }
     if (pj->contains("word_embedding_dimension") &&
         (*pj)["word_embedding_dimension"].get<int64_t>() != c.hidden_size) {
-      return Error(errc::corrupt, pool_path.string() + ": word_embedding_dimension differs from "
-                                                       "config.json hidden_size");
+      return Error(errc::corrupt, pool_path.string() +
+                                      ": word_embedding_dimension differs from "
+                                      "config.json hidden_size");
     }
   }
 

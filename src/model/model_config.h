@@ -28,7 +28,7 @@ struct ModelConfig {
   float layer_norm_eps = 1e-12f;
   int64_t max_seq_length = 0;  // sentence_bert_config.json, capped by positions
   PoolingMode pooling = PoolingMode::kMean;
-  bool normalize = false;      // a sentence_transformers.models.Normalize module
+  bool normalize = false;  // a sentence_transformers.models.Normalize module
 
   int64_t head_dim() const { return hidden_size / num_heads; }
 };

@@ -27,8 +27,8 @@ class ReferenceBackend final : public EncoderBackend {
         const size_t t = static_cast<size_t>(batch.offsets[s]) + p;
         const auto id = static_cast<size_t>(batch.token_ids[t]);
         for (size_t c = 0; c < H; ++c) {
-          x[t * H + c] = w.word_embeddings[id * H + c] + w.position_embeddings[p * H + c] +
-                         w.token_type0[c];
+          x[t * H + c] =
+              w.word_embeddings[id * H + c] + w.position_embeddings[p * H + c] + w.token_type0[c];
         }
       }
     }
@@ -39,8 +39,7 @@ class ReferenceBackend final : public EncoderBackend {
       kernels::AttentionRef(qkv.data(), ctx.data(), batch.offsets.data(), batch.num_sequences(),
                             static_cast<size_t>(config_.num_heads),
                             static_cast<size_t>(config_.head_dim()));
-      kernels::LinearRef(ctx.data(), T, H, L.attn_out_w.data(), L.attn_out_b.data(), H,
-                         tmp.data());
+      kernels::LinearRef(ctx.data(), T, H, L.attn_out_w.data(), L.attn_out_b.data(), H, tmp.data());
       for (size_t i = 0; i < T * H; ++i) x[i] += tmp[i];
       kernels::LayerNormRef(x.data(), T, H, L.ln1_gamma.data(), L.ln1_beta.data(), eps);
       kernels::LinearRef(x.data(), T, H, L.ffn_in_w.data(), L.ffn_in_b.data(), F, ff.data());

@@ -64,16 +64,26 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 const char* DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kF64: return "F64";
-    case DType::kI64: return "I64";
-    case DType::kI32: return "I32";
-    case DType::kI16: return "I16";
-    case DType::kI8: return "I8";
-    case DType::kU8: return "U8";
-    case DType::kBool: return "BOOL";
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kF64:
+      return "F64";
+    case DType::kI64:
+      return "I64";
+    case DType::kI32:
+      return "I32";
+    case DType::kI16:
+      return "I16";
+    case DType::kI8:
+      return "I8";
+    case DType::kU8:
+      return "U8";
+    case DType::kBool:
+      return "BOOL";
   }
   return "?";
 }
@@ -81,15 +91,19 @@ const char* DTypeName(DType t) {
 size_t DTypeSize(DType t) {
   switch (t) {
     case DType::kF64:
-    case DType::kI64: return 8;
+    case DType::kI64:
+      return 8;
     case DType::kF32:
-    case DType::kI32: return 4;
+    case DType::kI32:
+      return 4;
     case DType::kF16:
     case DType::kBF16:
-    case DType::kI16: return 2;
+    case DType::kI16:
+      return 2;
     case DType::kI8:
     case DType::kU8:
-    case DType::kBool: return 1;
+    case DType::kBool:
+      return 1;
   }
   return 1;
 }
@@ -112,8 +126,8 @@ Result<SafeTensorsFile> SafeTensorsFile::Open(const std::filesystem::path& path)
   std::memcpy(&header_len, mapped->data(), 8);  // little-endian on every target we build
   if (header_len > kMaxHeaderBytes || header_len > mapped->size() - 8) {
     return Error(errc::corrupt, where + "header length " + std::to_string(header_len) +
-                                    " does not fit in a file of " +
-                                    std::to_string(mapped->size()) + " bytes (truncated?)");
+                                    " does not fit in a file of " + std::to_string(mapped->size()) +
+                                    " bytes (truncated?)");
   }
   nlohmann::json header;
   try {

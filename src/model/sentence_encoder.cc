@@ -65,11 +65,12 @@ Result<std::unique_ptr<SentenceEncoder>> SentenceEncoder::Load(
   }
   info.backend = backend->name();
   info.precision = backend->precision();
-  log->info("model {} loaded from {}: {} layers, hidden {}, {} heads, max_seq_length {}, "
-            "backend {} {}, {} threads",
-            info.model_name, model_dir.string(), config->num_layers, config->hidden_size,
-            config->num_heads, config->max_seq_length, info.backend,
-            PrecisionName(info.precision), threads);
+  log->info(
+      "model {} loaded from {}: {} layers, hidden {}, {} heads, max_seq_length {}, "
+      "backend {} {}, {} threads",
+      info.model_name, model_dir.string(), config->num_layers, config->hidden_size,
+      config->num_heads, config->max_seq_length, info.backend, PrecisionName(info.precision),
+      threads);
   return std::unique_ptr<SentenceEncoder>(new SentenceEncoder(
       std::move(*config), std::move(*tokenizer), std::move(backend), std::move(info)));
 }

@@ -31,10 +31,10 @@ enum class BackendKind { kAuto, kCpu, kReference };
 struct EncoderOptions {
   Precision precision = Precision::kF32;
   BackendKind backend = BackendKind::kAuto;
-  int threads = 0;                  // 0: every core this process may use
-  size_t batch_tokens_max = 8192;   // token budget of one forward pass
-  size_t max_seq_length = 0;        // 0: the model's (sentence_bert_config.json)
-  std::string model_name;           // empty: from the model dir
+  int threads = 0;                       // 0: every core this process may use
+  size_t batch_tokens_max = 8192;        // token budget of one forward pass
+  size_t max_seq_length = 0;             // 0: the model's (sentence_bert_config.json)
+  std::string model_name;                // empty: from the model dir
   bool allow_precision_fallback = true;  // bf16 unsupported -> f32 with a warning
 };
 

@@ -22,11 +22,11 @@ enum class InputFormat {
 };
 
 struct InputRecord {
-  std::string id;                  // empty: the caller assigns one
+  std::string id;  // empty: the caller assigns one
   std::string text;
-  std::optional<double> timestamp; // seconds since the epoch
-  std::string source;              // empty: the caller's default
-  std::string metadata_json;       // raw JSON object, empty when absent
+  std::optional<double> timestamp;  // seconds since the epoch
+  std::string source;               // empty: the caller's default
+  std::string metadata_json;        // raw JSON object, empty when absent
 };
 
 // Why a record cannot be processed; `reason` is a stable machine-readable

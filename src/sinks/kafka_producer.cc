@@ -91,8 +91,8 @@ Status KafkaProducer::Produce(const std::string& topic, const std::string& key,
   }
   const auto err = impl_->producer->produce(
       topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-      const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(),
-      key.size(), 0, hdrs, reinterpret_cast<void*>(static_cast<uintptr_t>(token)));
+      const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(), key.size(),
+      0, hdrs, reinterpret_cast<void*>(static_cast<uintptr_t>(token)));
   if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
   delete hdrs;  // not taken over on failure
   if (err == RdKafka::ERR__QUEUE_FULL) {

@@ -19,7 +19,7 @@ namespace embedstream::sinks {
 struct KafkaProducerOptions {
   std::string bootstrap_servers;
   std::map<std::string, std::string> properties;  // extra librdkafka settings
-  int delivery_timeout_ms = 120000;  // librdkafka retries internally this long
+  int delivery_timeout_ms = 120000;               // librdkafka retries internally this long
 };
 
 struct DeliveryReport {
@@ -44,8 +44,7 @@ class KafkaProducer {
   // Poll and try again); Error(invalid_argument) for a record the client
   // rejects outright (e.g. too large).
   Status Produce(const std::string& topic, const std::string& key, const std::string& value,
-                 const std::vector<std::pair<std::string, std::string>>& headers,
-                 uint64_t token);
+                 const std::vector<std::pair<std::string, std::string>>& headers, uint64_t token);
   // Serves delivery reports (calls the listener) for up to timeout_ms.
   void Poll(int timeout_ms);
   // Waits until every queued record is delivered or failed, up to timeout_ms.

@@ -124,9 +124,8 @@ std::vector<ConsumedRecord> KafkaConsumer::Poll(int timeout_ms, size_t max_recor
     }
     r.value.assign(static_cast<const char*>(msg->payload()), msg->len());
     const auto ts = msg->timestamp();
-    r.timestamp_ms = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE
-                         ? -1
-                         : ts.timestamp;
+    r.timestamp_ms =
+        ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp;
     if (impl_->read_headers && msg->headers() != nullptr) {
       for (const auto& h : msg->headers()->get_all()) {
         const char* v = static_cast<const char*>(h.value());

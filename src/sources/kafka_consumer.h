@@ -47,8 +47,8 @@ class KafkaConsumer {
  public:
   // Called on the pipeline thread inside Poll when partitions are revoked
   // (before they go) and assigned.
-  using RebalanceListener = std::function<void(bool assigned,
-                                               const std::vector<std::pair<std::string, int32_t>>&)>;
+  using RebalanceListener =
+      std::function<void(bool assigned, const std::vector<std::pair<std::string, int32_t>>&)>;
 
   static Result<std::unique_ptr<KafkaConsumer>> Create(const KafkaConsumerOptions& options,
                                                        RebalanceListener listener);

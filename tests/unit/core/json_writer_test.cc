@@ -13,9 +13,19 @@ namespace {
 TEST(JsonWriter, WritesNestedValuesWithCommas) {
   JsonWriter w;
   w.BeginObject()
-      .Key("a").Int(-3)
-      .Key("b").BeginArray().Bool(true).Null().String("x").EndArray()
-      .Key("c").BeginObject().Key("d").Uint(7).EndObject()
+      .Key("a")
+      .Int(-3)
+      .Key("b")
+      .BeginArray()
+      .Bool(true)
+      .Null()
+      .String("x")
+      .EndArray()
+      .Key("c")
+      .BeginObject()
+      .Key("d")
+      .Uint(7)
+      .EndObject()
       .EndObject();
   EXPECT_EQ(w.str(), R"({"a":-3,"b":[true,null,"x"],"c":{"d":7}})");
 }
@@ -35,8 +45,8 @@ TEST(JsonWriter, ReplacesInvalidUtf8SoOutputStaysValid) {
 }
 
 TEST(JsonWriter, FloatsRoundTripExactly) {
-  const std::vector<float> values = {0.1f, -1.0e-8f, 3.4028235e38f, 1.17549435e-38f, 0.0f,
-                                     -0.033271957f};
+  const std::vector<float> values = {0.1f, -1.0e-8f,     3.4028235e38f, 1.17549435e-38f,
+                                     0.0f, -0.033271957f};
   JsonWriter w;
   w.FloatArray(values);
   const auto parsed = nlohmann::json::parse(w.str());

@@ -40,15 +40,12 @@ std::unique_ptr<SentenceEncoder> LoadOrDie(const EncoderOptions& opt) {
 const std::vector<std::string>& Texts() {
   static const std::vector<std::string> texts = [] {
     std::vector<std::string> t = {
-        "Machine learning is fascinating!",
-        "",
-        "Hello, this is a test message!",
-        "Ünïcödé façade — naïve café 東京 🚀",
-        "short",
+        "Machine learning is fascinating!",   "",      "Hello, this is a test message!",
+        "Ünïcödé façade — naïve café 東京 🚀", "short",
     };
     std::string long_text;
-    for (int i = 0; i < 80; ++i) long_text += "streaming vectors arrive in order number " +
-                                              std::to_string(i) + ". ";
+    for (int i = 0; i < 80; ++i)
+      long_text += "streaming vectors arrive in order number " + std::to_string(i) + ". ";
     t.push_back(long_text);  // far past 256 tokens: truncated
     return t;
   }();

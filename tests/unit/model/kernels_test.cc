@@ -64,8 +64,8 @@ TEST(Kernels, PoolingMatchesReferenceForEveryMode) {
   const size_t cols = 384;
   const std::vector<int32_t> offsets = {0, 5, 6, 40};
   auto h = Random(static_cast<size_t>(offsets.back()) * cols, 5);
-  for (PoolingMode mode : {PoolingMode::kMean, PoolingMode::kCls, PoolingMode::kMax,
-                           PoolingMode::kMeanSqrtLen}) {
+  for (PoolingMode mode :
+       {PoolingMode::kMean, PoolingMode::kCls, PoolingMode::kMax, PoolingMode::kMeanSqrtLen}) {
     for (bool normalize : {false, true}) {
       std::vector<float> fast(3 * cols), ref(3 * cols);
       Pool(h.data(), cols, offsets.data(), 3, mode, normalize, fast.data());
@@ -81,8 +81,8 @@ TEST(Kernels, PoolingMatchesReferenceForEveryMode) {
 }
 
 TEST(Kernels, BF16RoundsToNearestEven) {
-  const float vals[] = {1.0f, 1.00390625f /* tie -> even */, 1.01171875f /* tie -> up */,
-                        -3.5f, 0.0f};
+  const float vals[] = {1.0f, 1.00390625f /* tie -> even */, 1.01171875f /* tie -> up */, -3.5f,
+                        0.0f};
   uint16_t out[5];
   F32ToBF16(vals, out, 5);
   EXPECT_EQ(out[0], 0x3F80);

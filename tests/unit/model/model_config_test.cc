@@ -17,7 +17,8 @@ class ModelConfigTest : public ::testing::Test {
       "num_attention_heads":4,"intermediate_size":128,"max_position_embeddings":128,
       "vocab_size":100,"type_vocab_size":2,"layer_norm_eps":1e-12,"hidden_act":"gelu"})");
     Put("sentence_bert_config.json", R"({"max_seq_length": 64, "do_lower_case": false})");
-    Put("modules.json", R"([{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+    Put("modules.json",
+        R"([{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
       {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
       {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}])");
     std::filesystem::create_directory(dir_ / "1_Pooling");
@@ -25,9 +26,7 @@ class ModelConfigTest : public ::testing::Test {
       "pooling_mode_mean_tokens":true,"pooling_mode_max_tokens":false})");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  void Put(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-  }
+  void Put(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
   std::filesystem::path dir_;
 };
 
@@ -85,7 +84,8 @@ TEST_F(ModelConfigTest, PoolingModes) {
   auto cls = LoadModelConfig(dir_);
   ASSERT_TRUE(cls.ok());
   EXPECT_EQ(cls->pooling, PoolingMode::kCls);
-  Put("1_Pooling/config.json", R"({"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":true})");
+  Put("1_Pooling/config.json",
+      R"({"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":true})");
   EXPECT_EQ(LoadModelConfig(dir_).error().code, errc::unsupported);
 }
 

@@ -19,8 +19,8 @@ class SafeTensorsTest : public ::testing::Test {
                               int64_t header_len_override = -1) {
     const auto path = dir_ / "m.safetensors";
     std::ofstream f(path, std::ios::binary);
-    uint64_t n = header_len_override >= 0 ? static_cast<uint64_t>(header_len_override)
-                                          : header.size();
+    uint64_t n =
+        header_len_override >= 0 ? static_cast<uint64_t>(header_len_override) : header.size();
     f.write(reinterpret_cast<const char*>(&n), 8);
     f << header << data;
     return path;
@@ -42,8 +42,9 @@ TEST_F(SafeTensorsTest, ReadsF32AndConvertsBF16AndF16) {
   data.append(reinterpret_cast<const char*>(bf), 4);
   const uint16_t h = 0x3800;
   data.append(reinterpret_cast<const char*>(&h), 2);
-  auto path = Write(R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[16,20]},"c":{"dtype":"F16","shape":[1],"data_offsets":[20,22]}})",
-                    data);
+  auto path = Write(
+      R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[16,20]},"c":{"dtype":"F16","shape":[1],"data_offsets":[20,22]}})",
+      data);
   auto st = SafeTensorsFile::Open(path);
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   auto a = st->ReadF32("a", {2, 2});
@@ -59,8 +60,8 @@ TEST_F(SafeTensorsTest, ReadsF32AndConvertsBF16AndF16) {
 }
 
 TEST_F(SafeTensorsTest, WrongShapeIsAClearError) {
-  auto path = Write(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})",
-                    Floats({1, 2, 3, 4}));
+  auto path =
+      Write(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", Floats({1, 2, 3, 4}));
   auto st = SafeTensorsFile::Open(path);
   ASSERT_TRUE(st.ok());
   auto a = st->ReadF32("a", {4, 1});
@@ -89,8 +90,8 @@ TEST_F(SafeTensorsTest, CorruptFilesAreRejected) {
       {"overlap",
        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
        Floats({1, 2, 3}), -1},
-      {"negative dim", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
-       Floats({1}), -1},
+      {"negative dim", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", Floats({1}),
+       -1},
       {"missing offsets", R"({"a":{"dtype":"F32","shape":[1]}})", Floats({1}), -1},
   };
   for (const auto& c : cases) {

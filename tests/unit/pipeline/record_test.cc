@@ -15,7 +15,8 @@ DecodeResult Decode(std::string_view s, InputFormat f = InputFormat::kAuto) {
 }
 
 TEST(DecodeRecord, Seed000Json) {
-  auto r = Decode(R"({"id":"550e8400-e29b-41d4-a716-446655440000","text":"hi","timestamp":1699123456.789,"source":"kafka-cli","metadata":{"user_id":"u1","n":2}})");
+  auto r = Decode(
+      R"({"id":"550e8400-e29b-41d4-a716-446655440000","text":"hi","timestamp":1699123456.789,"source":"kafka-cli","metadata":{"user_id":"u1","n":2}})");
   ASSERT_TRUE(r.ok()) << r.error.detail;
   EXPECT_EQ(r.record->id, "550e8400-e29b-41d4-a716-446655440000");
   EXPECT_EQ(r.record->text, "hi");
@@ -89,11 +90,9 @@ TEST(EmbeddingRecord, HasSeed000FieldsExactly) {
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
   std::sort(keys.begin(), keys.end());
-  const std::vector<std::string> expected = {"embedding",      "embedding_dimension",
-                                             "id",             "input_source",
-                                             "input_timestamp", "model_name",
-                                             "original_text",  "processing_timestamp",
-                                             "timestamp"};
+  const std::vector<std::string> expected = {"embedding",     "embedding_dimension",  "id",
+                                             "input_source",  "input_timestamp",      "model_name",
+                                             "original_text", "processing_timestamp", "timestamp"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["original_text"], "Hello \"world\"");
   EXPECT_EQ(j["embedding_dimension"], 3);
