@@ -1,0 +1,142 @@
+#pragma once
+// EmbeddedStore: the durable message + vector store behind POST /messages,
+// GET /messages, /status and /embeddings/search when no external vector DB is
+// configured.
+//
+// Owns, under StoreOptions::dir: store.db (SQLite, WAL: messages, text,
+// metadata, status, vectors as float32 BLOBs, model name) and the HNSW
+// snapshot index.hnsw + index.meta. SQLite is the source of truth; the index
+// is rebuilt or caught up from it on Open.
+//
+// Threads: any number of HTTP threads (PutMessage, Get, List, Stats, Search)
+// and one embedding worker (NextPending, StoreEmbeddings, MarkFailed). All
+// methods are thread-safe: writes go through one writer connection under a
+// mutex, reads through a reader connection under another (WAL lets them run
+// concurrently), and the index has its own shared_mutex.
+//
+// Example:
+//   auto store = EmbeddedStore::Open({.dir = "data", .model_name = "minilm"});
+//   (*store)->PutMessage("m1", "hello", R"({"user_id":"u1"})");
+//   auto batch = (*store)->NextPending(64);          // worker
+//   (*store)->StoreEmbeddings({{"m1", vec}}, "minilm");
+//   auto hits = (*store)->Search(query_vec, 10, {});
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+
+namespace embedstream::store {
+
+namespace internal {
+class SqliteDb;
+class SqliteStmt;
+class VectorIndex;
+}  // namespace internal
+
+struct StoreOptions {
+  std::filesystem::path dir;
+  size_t dim = 384;
+  std::string model_name;            // default for StoreEmbeddings with an empty name
+  size_t exact_search_below = 20000; // fewer live vectors than this: brute force
+  size_t hnsw_m = 16;
+  size_t hnsw_ef_construction = 200;
+  size_t hnsw_ef_search = 200;
+  // true: synchronous=FULL, each commit fsyncs the WAL (survives power loss).
+  // false: synchronous=NORMAL (survives kill -9, may lose the last commits on
+  // power loss). See README.md for the measured cost.
+  bool sync_full = true;
+  // Save an index snapshot after this many index changes (0: only on close).
+  size_t snapshot_every_changes = 50000;
+};
+
+enum class MessageStatus { pending = 0, embedded = 1, failed = 2 };
+const char* MessageStatusName(MessageStatus s);  // "pending" | "embedded" | "failed"
+
+struct Message {
+  std::string id;
+  std::string text;
+  std::string metadata_json;  // a JSON object, or "" when none
+  MessageStatus status = MessageStatus::pending;
+  std::string reason;      // why it failed (status failed)
+  std::string model_name;  // model of the stored vector (status embedded)
+  double created_at = 0;   // unix seconds of the first put
+  double embedded_at = 0;  // 0 unless embedded
+  // Bumped when the text changes; StoreEmbeddings with a stale revision is
+  // ignored, so a vector of an old text never lands on a new one.
+  int64_t revision = 0;
+};
+
+// One vector for StoreEmbeddings. revision 0 applies whatever the text now is.
+struct Embedding {
+  std::string id;
+  std::vector<float> vector;
+  int64_t revision = 0;
+};
+
+struct SearchHit {
+  std::string id;
+  float score = 0;  // cosine similarity
+  std::string text;
+  std::string metadata_json;
+};
+
+// Conjunction of metadata equalities: path "metadata.user_id" or "user_id"
+// (dots walk nested objects) -> JSON literal, e.g. "\"u1\"", "3", "true".
+struct Filter {
+  std::vector<std::pair<std::string, std::string>> equals;
+  bool empty() const { return equals.empty(); }
+};
+
+struct StoreCounts {
+  size_t total = 0, pending = 0, embedded = 0, failed = 0;
+  double oldest_pending_age_s = 0;  // 0 when nothing is pending
+};
+
+class EmbeddedStore {
+ public:
+  static Result<std::unique_ptr<EmbeddedStore>> Open(const StoreOptions& options);
+  ~EmbeddedStore();  // saves an index snapshot
+  EmbeddedStore(const EmbeddedStore&) = delete;
+  EmbeddedStore& operator=(const EmbeddedStore&) = delete;
+
+  // Upsert by id, committed (and fsynced per sync_full) before returning.
+  // true: new id. false: the id existed; identical text changes nothing
+  // (metadata is refreshed), a changed text re-queues it as pending.
+  Result<bool> PutMessage(const std::string& id, const std::string& text,
+                          const std::string& metadata_json);
+  // Up to limit pending messages, oldest queued first. Does not claim them:
+  // meant for the single embedding worker.
+  Result<std::vector<Message>> NextPending(size_t limit);
+  // Stores the vectors (normalised) in one transaction, marks the rows
+  // embedded with model_name, then updates the index. Returns how many rows
+  // were updated (unknown ids and stale revisions are skipped).
+  Result<size_t> StoreEmbeddings(const std::vector<Embedding>& embeddings,
+                                 const std::string& model_name);
+  Status MarkFailed(const std::string& id, const std::string& reason);
+
+  Result<std::optional<Message>> Get(const std::string& id);
+  // Newest first.
+  Result<std::vector<Message>> List(size_t limit, size_t offset);
+  Result<StoreCounts> Stats();
+  // Top-k by cosine among embedded messages passing filter.
+  Result<std::vector<SearchHit>> Search(const std::vector<float>& query, size_t k,
+                                        const Filter& filter);
+
+  // Writes the index snapshot now (also done periodically and on close).
+  Status SaveSnapshot();
+  size_t indexed_count() const;
+
+ private:
+  struct Impl;
+  explicit EmbeddedStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace embedstream::store
