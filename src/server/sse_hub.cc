@@ -125,10 +125,10 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
                                      "Lifecycle events published to the SSE hub.")),
         dropped(metrics.GetCounter("embedstream_sse_clients_dropped_total",
                                    "SSE clients closed for reading too slowly.")),
-        delivery_delay(metrics.GetHistogram(
-            "embedstream_sse_delivery_delay_seconds",
-            "From Publish to the event handed to every SSE client's stream.",
-            LatencyBucketsSeconds())) {
+        delivery_delay(
+            metrics.GetHistogram("embedstream_sse_delivery_delay_seconds",
+                                 "From Publish to the event handed to every SSE client's stream.",
+                                 LatencyBucketsSeconds())) {
     options.ring_capacity = std::max<size_t>(options.ring_capacity, 1);
     if (options.heartbeat <= std::chrono::milliseconds::zero())
       options.heartbeat = std::chrono::milliseconds(15000);
@@ -199,8 +199,7 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
       bool heartbeat = false;
       {
         std::unique_lock<std::mutex> lock(mu);
-        wake.wait_until(lock, next_heartbeat,
-                        [&] { return stopping || dispatched_id < last_id; });
+        wake.wait_until(lock, next_heartbeat, [&] { return stopping || dispatched_id < last_id; });
         if (stopping) return;
         const uint64_t oldest = OldestIdLocked();
         if (dispatched_id + 1 < oldest) {
@@ -299,11 +298,10 @@ SseHub::SseHub(SseHubOptions options) : state_(std::make_shared<State>(std::move
 SseHub::~SseHub() { Stop(); }
 
 void SseHub::Attach(HttpServer& server, const std::string& path) {
-  server.RouteStream("GET", path,
-                     [state = state_](const HttpRequest& r,
-                                      const std::shared_ptr<StreamSink>& sink) {
-                       return state->Subscribe(r, sink);
-                     });
+  server.RouteStream(
+      "GET", path, [state = state_](const HttpRequest& r, const std::shared_ptr<StreamSink>& sink) {
+        return state->Subscribe(r, sink);
+      });
 }
 
 uint64_t SseHub::Publish(LifecycleEvent event) {

@@ -21,7 +21,8 @@
 // Wire format (text/event-stream), one frame per event:
 //   id: 42
 //   event: stage_completed
-//   data: {"type":"stage_completed","message_id":"m1","user_id":"u1","timestamp":1699123456.789,"stage":2,"stages":5}
+//   data:
+//   {"type":"stage_completed","message_id":"m1","user_id":"u1","timestamp":1699123456.789,"stage":2,"stages":5}
 //   (blank line)
 // `data` is one line of JSON: type, message_id, user_id and key (when set),
 // timestamp (Unix seconds), then the fields of LifecycleEvent::data_json.
@@ -68,18 +69,18 @@ namespace embedstream::server {
 
 struct LifecycleEvent {
   // Members carry initializers so designated initializers may leave any out.
-  std::string type{};        // "message_received", "stage_completed", ...
+  std::string type{};  // "message_received", "stage_completed", ...
   std::string message_id{};
-  std::string user_id{};     // filter key; empty: none
-  std::string key{};         // filter key (e.g. the Kafka record key); empty: none
-  std::string data_json{};   // a JSON object whose fields are added to `data`; empty: none
-  double timestamp = 0.0;    // Unix seconds; 0: the time of Publish
+  std::string user_id{};    // filter key; empty: none
+  std::string key{};        // filter key (e.g. the Kafka record key); empty: none
+  std::string data_json{};  // a JSON object whose fields are added to `data`; empty: none
+  double timestamp = 0.0;   // Unix seconds; 0: the time of Publish
 };
 
 struct SseHubOptions {
-  size_t ring_capacity = 10000;         // events kept for resume; 0 counts as 1
+  size_t ring_capacity = 10000;  // events kept for resume; 0 counts as 1
   std::chrono::milliseconds heartbeat{15000};
-  MetricsRegistry* metrics = nullptr;   // null: MetricsRegistry::Global(); must outlive the hub
+  MetricsRegistry* metrics = nullptr;  // null: MetricsRegistry::Global(); must outlive the hub
 };
 
 class SseHub {

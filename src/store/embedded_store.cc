@@ -131,7 +131,8 @@ Result<CompiledFilter> CompileFilter(const Filter& filter) {
     }
     auto value = nlohmann::json::parse(literal, nullptr, false);
     if (value.is_discarded()) {
-      return Error(errc::invalid_argument, "filter value for " + field + " is not JSON: " + literal);
+      return Error(errc::invalid_argument,
+                   "filter value for " + field + " is not JSON: " + literal);
     }
     out.equals.emplace_back(std::move(path), std::move(value));
   }
@@ -160,10 +161,10 @@ struct EmbeddedStore::Impl {
   SqliteDb writer;
   SqliteStmt put_select, put_insert, put_update_meta, put_requeue;
   SqliteStmt embed_update, fail_update, pending_select;
-  int64_t last_seq = 0;           // highest change_seq committed
-  int64_t index_seq = 0;          // highest change_seq applied to the index
+  int64_t last_seq = 0;   // highest change_seq committed
+  int64_t index_seq = 0;  // highest change_seq applied to the index
   size_t changes_since_snapshot = 0;
-  bool index_broken = false;      // an index update failed: stop snapshotting
+  bool index_broken = false;  // an index update failed: stop snapshotting
 
   // Reader side.
   std::mutex read_mu;
@@ -189,7 +190,8 @@ struct EmbeddedStore::Impl {
     const Item items[] = {
         {&writer, &put_select, "SELECT row_id, text, metadata FROM messages WHERE id = ?1"},
         {&writer, &put_insert,
-         "INSERT INTO messages(id, text, metadata, created_at, queued_at) VALUES(?1, ?2, ?3, ?4, ?4)"},
+         "INSERT INTO messages(id, text, metadata, created_at, queued_at) VALUES(?1, ?2, ?3, ?4, "
+         "?4)"},
         {&writer, &put_update_meta, "UPDATE messages SET metadata = ?2 WHERE row_id = ?1"},
         {&writer, &put_requeue,
          "UPDATE messages SET text = ?2, metadata = ?3, status = 0, reason = '', model_name = '', "
@@ -197,7 +199,8 @@ struct EmbeddedStore::Impl {
          "WHERE row_id = ?1"},
         {&writer, &embed_update,
          "UPDATE messages SET status = 1, reason = '', model_name = ?2, embedded_at = ?3, "
-         "vector = ?4, change_seq = ?5 WHERE id = ?1 AND (?6 = 0 OR revision = ?6) RETURNING row_id"},
+         "vector = ?4, change_seq = ?5 WHERE id = ?1 AND (?6 = 0 OR revision = ?6) RETURNING "
+         "row_id"},
         {&writer, &fail_update,
          "UPDATE messages SET status = 2, reason = ?2, model_name = '', embedded_at = 0, "
          "vector = NULL, change_seq = ?3 WHERE id = ?1 RETURNING row_id"},
@@ -313,7 +316,8 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
   const auto lock_path = options.dir / "LOCK";
   impl->dir_lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (impl->dir_lock.fd < 0 || ::flock(impl->dir_lock.fd, LOCK_EX | LOCK_NB) != 0) {
-    return Error(errc::unavailable, "store " + options.dir.string() + " is locked by another process");
+    return Error(errc::unavailable,
+                 "store " + options.dir.string() + " is locked by another process");
   }
 
   const auto db_path = options.dir / "store.db";
@@ -467,12 +471,12 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
     if (embeddings[i].vector.size() != d.options.dim) {
       return Error(errc::invalid_argument, "vector for " + embeddings[i].id + " has " +
                                                std::to_string(embeddings[i].vector.size()) +
-                                               " dims, store has " +
-                                               std::to_string(d.options.dim));
+                                               " dims, store has " + std::to_string(d.options.dim));
     }
     unit[i] = Normalised(embeddings[i].vector);
     if (unit[i].empty()) {
-      return Error(errc::invalid_argument, "vector for " + embeddings[i].id + " is zero or not finite");
+      return Error(errc::invalid_argument,
+                   "vector for " + embeddings[i].id + " is zero or not finite");
     }
   }
   size_t applied = 0;

@@ -43,8 +43,8 @@ class VectorIndex;
 struct StoreOptions {
   std::filesystem::path dir;
   size_t dim = 384;
-  std::string model_name;            // default for StoreEmbeddings with an empty name
-  size_t exact_search_below = 20000; // fewer live vectors than this: brute force
+  std::string model_name;             // default for StoreEmbeddings with an empty name
+  size_t exact_search_below = 20000;  // fewer live vectors than this: brute force
   size_t hnsw_m = 16;
   size_t hnsw_ef_construction = 200;
   size_t hnsw_ef_search = 200;

@@ -61,8 +61,8 @@ std::span<const std::byte> SqliteStmt::ColumnBlob(int i) const {
 
 Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, bool read_only) {
   SqliteDb out;
-  int flags = SQLITE_OPEN_NOMUTEX | (read_only ? SQLITE_OPEN_READONLY
-                                               : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   int rc = sqlite3_open_v2(path.c_str(), &out.db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = out.db_ != nullptr ? sqlite3_errmsg(out.db_) : sqlite3_errstr(rc);

@@ -13,7 +13,6 @@
 
 #include <hnswlib/hnswlib.h>
 
-
 namespace embedstream::store::internal {
 namespace {
 
@@ -65,8 +64,8 @@ VectorIndex::VectorIndex(size_t dim, const HnswParams& params) : VectorIndex(dim
 
 VectorIndex::~VectorIndex() = default;
 
-Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::path& dir,
-                                                       size_t dim, const HnswParams& params,
+Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::path& dir, size_t dim,
+                                                       const HnswParams& params,
                                                        int64_t* covered_seq) {
   const auto meta_path = dir / kMetaFile;
   const auto index_path = dir / kIndexFile;
@@ -79,8 +78,8 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::pa
   meta >> magic >> meta_dim >> seq >> count >> bytes >> fnv;
   if (!meta || magic != kMetaMagic) return Error(errc::corrupt, "index.meta unreadable");
   if (meta_dim != dim) {
-    return Error(errc::corrupt, "index.meta dim " + std::to_string(meta_dim) + " != " +
-                                    std::to_string(dim));
+    return Error(errc::corrupt,
+                 "index.meta dim " + std::to_string(meta_dim) + " != " + std::to_string(dim));
   }
   uint64_t actual_bytes = 0;
   auto actual_fnv = Fnv1a64File(index_path, &actual_bytes);

@@ -47,8 +47,7 @@ class VectorIndex {
   // Loads dir/index.{hnsw,meta}; on success sets *covered_seq to the change
   // sequence the snapshot covers. not_found when absent, corrupt when invalid.
   static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& dir, size_t dim,
-                                                   const HnswParams& params,
-                                                   int64_t* covered_seq);
+                                                   const HnswParams& params, int64_t* covered_seq);
   // Writes the snapshot atomically (tmp files, fsync, rename, fsync dir).
   Status Save(const std::filesystem::path& dir, int64_t covered_seq) const;
 

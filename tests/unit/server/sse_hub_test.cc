@@ -47,8 +47,7 @@ class SseClient {
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (receive_buffer_bytes > 0) {
-      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes,
-                   sizeof(receive_buffer_bytes));
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof(receive_buffer_bytes));
     }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -230,8 +229,7 @@ TEST_F(SseHubTest, EventsArriveInOrderWithIdsAndSeedFields) {
   EXPECT_FALSE(hello->IsEvent());
 
   EXPECT_EQ(hub_->Publish({.type = "message_received", .message_id = "m1", .user_id = "u1"}), 1u);
-  EXPECT_EQ(hub_->Publish({.type = "message_processing", .message_id = "m1", .user_id = "u1"}),
-            2u);
+  EXPECT_EQ(hub_->Publish({.type = "message_processing", .message_id = "m1", .user_id = "u1"}), 2u);
   for (int k = 1; k <= 5; ++k) {
     hub_->Publish({.type = "stage_completed",
                    .message_id = "m1",
@@ -245,10 +243,9 @@ TEST_F(SseHubTest, EventsArriveInOrderWithIdsAndSeedFields) {
                  .data_json = R"({"dims":384})",
                  .timestamp = 1699123456.5});
 
-  const std::vector<std::string> types = {"message_received", "message_processing",
-                                          "stage_completed",  "stage_completed",
-                                          "stage_completed",  "stage_completed",
-                                          "stage_completed",  "message_completed"};
+  const std::vector<std::string> types = {
+      "message_received", "message_processing", "stage_completed", "stage_completed",
+      "stage_completed",  "stage_completed",    "stage_completed", "message_completed"};
   for (size_t i = 0; i < types.size(); ++i) {
     const auto e = c->NextEvent();
     ASSERT_TRUE(e) << "event " << i;

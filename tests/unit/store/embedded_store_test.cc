@@ -88,7 +88,8 @@ TEST(EmbeddedStore, RejectsBadInput) {
   EXPECT_EQ(store->PutMessage("a", "x", "[1]").error().code, errc::invalid_argument);
   EXPECT_EQ(store->PutMessage("a", "x", "{bad").error().code, errc::invalid_argument);
   ASSERT_TRUE(*store->PutMessage("a", "x", ""));
-  EXPECT_EQ(store->StoreEmbeddings({{"a", {1.0f, 2.0f}}}, "m").error().code, errc::invalid_argument);
+  EXPECT_EQ(store->StoreEmbeddings({{"a", {1.0f, 2.0f}}}, "m").error().code,
+            errc::invalid_argument);
   EXPECT_EQ(store->StoreEmbeddings({{"a", std::vector<float>(8, 0.0f)}}, "m").error().code,
             errc::invalid_argument);
   EXPECT_EQ(store->Search({1.0f}, 3, {}).error().code, errc::invalid_argument);
@@ -252,12 +253,12 @@ TEST(EmbeddedStore, HnswRecallAgainstExact) {
   std::vector<Embedding> vecs;
   for (int i = 0; i < kCount; ++i) {
     const std::string id = Name("m", i);
-    ASSERT_TRUE(*store->PutMessage(id, "t", i % 2 == 0 ? R"({"parity":"even"})" : R"({"parity":"odd"})"));
+    ASSERT_TRUE(
+        *store->PutMessage(id, "t", i % 2 == 0 ? R"({"parity":"even"})" : R"({"parity":"odd"})"));
     vecs.push_back({id, RandomUnit(384, rng)});
   }
   for (int start = 0; start < kCount; start += 250) {
-    std::vector<Embedding> batch(vecs.begin() + start,
-                                                                  vecs.begin() + start + 250);
+    std::vector<Embedding> batch(vecs.begin() + start, vecs.begin() + start + 250);
     ASSERT_EQ(*store->StoreEmbeddings(batch, "m"), 250u);
   }
   EXPECT_EQ(store->indexed_count(), static_cast<size_t>(kCount));
@@ -312,7 +313,8 @@ TEST(EmbeddedStore, ReopenKeepsEverythingWithSnapshotAndCatchUp) {
   {
     auto store = MustOpen(opts);
     ASSERT_TRUE(store);
-    for (const auto& e : vecs) ASSERT_TRUE(*store->PutMessage(e.id, std::string("text ") + e.id, ""));
+    for (const auto& e : vecs)
+      ASSERT_TRUE(*store->PutMessage(e.id, std::string("text ") + e.id, ""));
     ASSERT_EQ(*store->StoreEmbeddings({vecs.begin(), vecs.begin() + 50}, "m"), 50u);
     ASSERT_TRUE(store->SaveSnapshot().ok());
     // Keep this snapshot: it covers only the first 50 rows.
@@ -456,7 +458,8 @@ TEST(EmbeddedStore, PutThroughputBySyncMode) {
     for (int i = 0; i < kPuts; ++i) {
       ASSERT_TRUE(store->PutMessage(Name("m", i), "some text to embed", "").ok());
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("synchronous=%s: %.0f puts/s (%d single-row commits)\n", full ? "FULL" : "NORMAL",
                 kPuts / s, kPuts);
   }
