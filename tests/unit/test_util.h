@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the unit tests.
 
+#include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -24,6 +26,17 @@ inline std::filesystem::path MakeTempDir(const std::string& tag) {
   std::string tmpl = (std::filesystem::temp_directory_path() / ("es-" + tag + "-XXXXXX")).string();
   char* made = ::mkdtemp(tmpl.data());
   return made != nullptr ? std::filesystem::path(made) : std::filesystem::path();
+}
+
+// Cosine similarity of two float vectors, accumulated in double.
+inline double Cosine(const float* a, const float* b, size_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    na += static_cast<double>(a[i]) * a[i];
+    nb += static_cast<double>(b[i]) * b[i];
+  }
+  return dot / std::sqrt(na * nb);
 }
 
 }  // namespace embedstream::testing

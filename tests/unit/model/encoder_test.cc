@@ -18,17 +18,9 @@
 namespace embedstream::model {
 namespace {
 
-using embedstream::testing::ModelDir;
+using embedstream::testing::Cosine;
 
-double Cosine(const float* a, const float* b, size_t n) {
-  double dot = 0, na = 0, nb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  return dot / std::sqrt(na * nb);
-}
+using embedstream::testing::ModelDir;
 
 std::unique_ptr<SentenceEncoder> LoadOrDie(const EncoderOptions& opt) {
   auto enc = SentenceEncoder::Load(ModelDir(), opt);

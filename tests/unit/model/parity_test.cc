@@ -17,6 +17,8 @@
 namespace embedstream::model {
 namespace {
 
+using embedstream::testing::Cosine;
+
 struct Case {
   std::string name;
   std::string text;
@@ -39,16 +41,6 @@ std::vector<Case> LoadCases() {
     cases.push_back(std::move(c));
   }
   return cases;
-}
-
-double Cosine(const float* a, const float* b, size_t n) {
-  double dot = 0, na = 0, nb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  return dot / std::sqrt(na * nb);
 }
 
 class ParityTest : public ::testing::Test {
