@@ -74,6 +74,11 @@ void KafkaStream::RegisterMetrics() {
 
 KafkaStream::~KafkaStream() = default;
 
+void KafkaStream::SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub) {
+  store_ = store;
+  hub_ = hub;
+}
+
 Status KafkaStream::Start() {
   sources::KafkaConsumerOptions co;
   co.bootstrap_servers = config_.kafka.bootstrap_servers;
@@ -102,6 +107,7 @@ bool KafkaStream::Assigned(const std::string& topic, int32_t partition) const {
 void KafkaStream::Run(const std::atomic<bool>& stop) {
   auto log = GetLogger("stream");
   stats_.running = true;
+  stop_ = &stop;
   last_commit_ = last_lag_ = Clock::now();
   log->info("consuming {} as group '{}' -> {} (dlq {}), batch {} tokens / {} ms",
             config_.kafka.input_topics.front(), config_.kafka.group_id, config_.kafka.output_topic,
@@ -187,6 +193,7 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
         FormatUuid(UuidV5(EmbedstreamNamespace(), rec.topic + "/" + std::to_string(rec.partition) +
                                                       "/" + std::to_string(rec.offset)));
   }
+  p.metadata_json = std::move(decoded.record->metadata_json);
   p.input_source =
       decoded.record->source.empty() ? "kafka:" + rec.topic : std::move(decoded.record->source);
   p.input_timestamp = decoded.record->timestamp.value_or(
@@ -247,6 +254,13 @@ void KafkaStream::FlushBatch() {
   embed_latency_->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
   batch_size_->Observe(static_cast<double>(batch_.size()));
   batch_tokens_hist_->Observe(static_cast<double>(batch_tokens_));
+  if (store_ != nullptr && !StoreBatch()) {
+    // Stopping while the store is failing: produce nothing for this batch, so
+    // its offsets are not committed and a restart consumes it again.
+    batch_.clear();
+    batch_tokens_ = 0;
+    return;
+  }
   const double now = UnixSeconds();
   const std::string& model_name = encoder_.info().model_name;
   for (size_t i = 0; i < batch_.size(); ++i) {
@@ -278,6 +292,47 @@ void KafkaStream::FlushBatch() {
   stats_.batch_records.fetch_add(batch_.size(), std::memory_order_relaxed);
   batch_.clear();
   batch_tokens_ = 0;
+}
+
+bool KafkaStream::StoreBatch() {
+  auto log = GetLogger("stream");
+  const size_t dim = encoder_.dim();
+  const std::string& model_name = encoder_.info().model_name;
+  std::vector<store::EmbeddedMessage> rows;
+  rows.reserve(batch_.size());
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const float* v = vectors_.data() + i * dim;
+    rows.push_back(
+        {batch_[i].id, batch_[i].text, batch_[i].metadata_json, std::vector<float>(v, v + dim)});
+  }
+  pipeline::Backoff backoff({std::chrono::milliseconds(config_.retry_base_ms),
+                             std::chrono::milliseconds(config_.retry_max_ms)});
+  for (int attempt = 1;; ++attempt) {
+    auto stored = store_->PutEmbedded(rows, model_name);
+    if (stored) break;
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (stop_ != nullptr && stop_->load()) {
+      log->error("store sink failed while stopping ({}); the batch will be consumed again",
+                 stored.error().ToString());
+      return false;
+    }
+    const auto pause = backoff.Next();
+    log->error("store sink failed (attempt {}): {}; intake paused, retrying in {} ms", attempt,
+               stored.error().ToString(), pause.count());
+    stats_.paused = true;
+    std::this_thread::sleep_for(pause);
+  }
+  if (hub_ != nullptr) {
+    const std::string data = R"({"model":")" + model_name + R"(","dim":)" + std::to_string(dim) +
+                             R"(,"source":"kafka"})";
+    for (const auto& p : batch_) {
+      hub_->Publish({.type = "message_completed",
+                     .message_id = p.id,
+                     .key = p.source.has_key ? p.source.key : p.id,
+                     .data_json = data});
+    }
+  }
+  return true;
 }
 
 void KafkaStream::Send(uint64_t token) {

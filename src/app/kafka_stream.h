@@ -31,8 +31,10 @@
 #include "model/sentence_encoder.h"
 #include "pipeline/backoff.h"
 #include "pipeline/offset_tracker.h"
+#include "server/sse_hub.h"
 #include "sinks/kafka_producer.h"
 #include "sources/kafka_consumer.h"
+#include "store/embedded_store.h"
 
 namespace embedstream::app {
 
@@ -55,6 +57,10 @@ class KafkaStream {
   KafkaStream(ServeConfig config, model::SentenceEncoder& encoder);
   ~KafkaStream();
 
+  // Also writes every embedded record into `store` (searchable through the
+  // HTTP API) before producing it, and publishes message_completed to `hub`
+  // (may be null). Call before Start; both must outlive the stream.
+  void SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub);
   Status Start();                           // connects consumer and producer
   void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
   const StreamStats& stats() const { return stats_; }
@@ -67,6 +73,7 @@ class KafkaStream {
     std::string id;
     std::string text;
     std::string input_source;
+    std::string metadata_json;
     double input_timestamp = 0;
     std::vector<int32_t> token_ids;
   };
@@ -92,6 +99,9 @@ class KafkaStream {
   void SendDeadLetter(sources::ConsumedRecord&& rec, const std::string& reason,
                       const std::string& stage, const std::string& detail);
   void FlushBatch();
+  // Writes the batch in hand (vectors_) into the store sink, retrying with
+  // backoff; false when stopping before it succeeded.
+  bool StoreBatch();
   void Send(uint64_t token);
   void Reject(std::map<uint64_t, InFlight>::iterator it, const std::string& why);
   void OnDelivery(const sinks::DeliveryReport& report);
@@ -138,6 +148,9 @@ class KafkaStream {
   mutable std::mutex lag_mu_;
   std::vector<sources::PartitionLag> lag_;  // guarded by lag_mu_
   std::vector<float> vectors_;
+  store::EmbeddedStore* store_ = nullptr;
+  server::SseHub* hub_ = nullptr;
+  const std::atomic<bool>* stop_ = nullptr;  // Run's flag
 };
 
 }  // namespace embedstream::app

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/client_commands.h"
 #include "app/embed_command.h"
 #include "app/kafka_cli_commands.h"
 #include "app/model_command.h"
@@ -41,6 +42,12 @@ int main(int argc, char** argv) {
   produce.Register(app);
   embedstream::app::ConsumeCommand consume;
   consume.Register(app);
+  embedstream::app::MessagesCommand messages;
+  messages.Register(app);
+  embedstream::app::SearchCommand search;
+  search.Register(app);
+  embedstream::app::EventsCommand events;
+  events.Register(app);
 
   try {
     app.parse(argc, argv);

@@ -4,11 +4,16 @@
 #include <cstdio>
 #include <thread>
 
+#include "app/api_routes.h"
+#include "app/dashboard.h"
 #include "app/kafka_stream.h"
+#include "app/message_service.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "server/http_server.h"
+#include "server/sse_hub.h"
+#include "store/embedded_store.h"
 
 namespace embedstream::app {
 namespace {
@@ -75,8 +80,8 @@ std::string StatsJson(const StreamStats& s, const std::vector<sources::Partition
 void ServeCommand::Register(CLI::App& parent) {
   auto* cmd = parent.add_subcommand(
       "serve",
-      "Run the service: consume Kafka text messages, embed them, publish seed 000 `embeddings` "
-      "records; HTTP /health /ready /stats /config /metrics");
+      "Run the service: HTTP ingest (POST /messages) into the embedded store, embedding worker, "
+      "search, live events (SSE), dashboard; with Kafka brokers also the Kafka pipeline");
   encoder.AddTo(*cmd);  // adds -c/--config, shared with the serve settings
   cmd->add_option("--kafka-brokers,--bootstrap-servers", flags.kafka_brokers,
                   "Kafka bootstrap servers [env: KAFKA_BOOTSTRAP_SERVERS]");
@@ -92,12 +97,66 @@ void ServeCommand::Register(CLI::App& parent) {
                   "When the input is idle, wait this long for more records [0]");
   cmd->add_option("--host", flags.http_host, "HTTP listen address [0.0.0.0]");
   cmd->add_option("--port", flags.http_port, "HTTP port [5000; env: PORT]");
+  cmd->add_option("--data-dir", flags.data_dir,
+                  "Directory of the embedded store [data; env: EMBEDSTREAM_DATA_DIR]");
+  cmd->add_option("--auth-token", flags.auth_token,
+                  "Bearer token required on write routes [env: EMBEDSTREAM_AUTH_TOKEN]");
+  cmd->add_flag("--no-store", flags.no_store,
+                "Kafka only: no embedded store, no HTTP ingest or search");
   cmd->add_flag("--print-config", print_config, "Print the effective configuration and exit");
   cmd->footer(
-      "Precedence: config file < environment < flags. Without Kafka brokers configured there is "
-      "no source to run yet (the embedded HTTP ingest is not built).");
+      "Precedence: config file < environment < flags. Without Kafka brokers, serve runs the "
+      "embedded default: POST /messages -> store -> embedding worker -> search. API: "
+      "docs/API.md.");
   cmd->callback([this] { std::exit(Run()); });
 }
+
+namespace {
+
+// Everything one `serve` process runs, in construction order; destroyed in
+// reverse, after Shutdown() has stopped the threads in a safe order.
+struct Service {
+  std::unique_ptr<server::SseHub> hub;
+  std::unique_ptr<store::EmbeddedStore> store;
+  std::unique_ptr<MessageService> messages;
+  std::unique_ptr<ApiRoutes> api;
+  std::unique_ptr<KafkaStream> kafka;
+  std::unique_ptr<server::HttpServer> http;
+};
+
+std::string EmbeddedStatsJson(const MessageServiceStats& m, const std::string& store_status,
+                              size_t sse_clients) {
+  JsonWriter w;
+  w.BeginObject()
+      .Key("received")
+      .Uint(m.received.load())
+      .Key("created")
+      .Uint(m.created.load())
+      .Key("requeued")
+      .Uint(m.requeued.load())
+      .Key("refused")
+      .Uint(m.refused.load())
+      .Key("queued")
+      .Int(m.queued.load())
+      .Key("commits")
+      .Uint(m.commits.load())
+      .Key("embedded")
+      .Uint(m.embedded.load())
+      .Key("failed")
+      .Uint(m.failed.load())
+      .Key("worker_batches")
+      .Uint(m.worker_batches.load())
+      .Key("store_errors")
+      .Uint(m.store_errors.load())
+      .Key("sse_clients")
+      .Uint(sse_clients)
+      .Key("store")
+      .Raw(store_status)
+      .EndObject();
+  return w.Take();
+}
+
+}  // namespace
 
 int ServeCommand::Run() {
   auto log = GetLogger("app");
@@ -111,12 +170,6 @@ int ServeCommand::Run() {
     std::printf("%s\n", ServeConfigJson(*config).c_str());
     return 0;
   }
-  if (!config->kafka.enabled()) {
-    log->error(
-        "no source configured: set kafka.bootstrap_servers (or KAFKA_BOOTSTRAP_SERVERS / "
-        "--kafka-brokers). The embedded default (HTTP ingest + store) is not built yet.");
-    return 2;
-  }
   EncoderFlags enc_flags = encoder;
   if (enc_flags.batch_tokens_max < 0) {
     enc_flags.batch_tokens_max = static_cast<long>(config->batch_max_tokens);
@@ -126,26 +179,71 @@ int ServeCommand::Run() {
     log->error("{}", enc.error().ToString());
     return 2;
   }
+  model::SentenceEncoder& encoder_ref = **enc;
+  const std::string model_name = encoder_ref.info().model_name;
   InstallSignalHandlers();
-  KafkaStream stream(*config, **enc);
-  if (auto st = stream.Start(); !st.ok()) {
-    log->error("{}", st.error().ToString());
-    return 2;
+
+  Service svc;
+  svc.hub = std::make_unique<server::SseHub>(
+      server::SseHubOptions{.ring_capacity = config->sse_ring,
+                            .heartbeat = std::chrono::milliseconds(config->sse_heartbeat_ms)});
+  if (config->store_enabled) {
+    store::StoreOptions so;
+    so.dir = config->store_dir;
+    so.dim = encoder_ref.dim();
+    so.model_name = model_name;
+    so.sync_full = config->store_sync_full;
+    auto opened = store::EmbeddedStore::Open(so);
+    if (!opened) {
+      log->error("{}", opened.error().ToString());
+      return 2;
+    }
+    svc.store = std::move(*opened);
+    MessageServiceOptions mo;
+    mo.model_name = model_name;
+    mo.max_queue = config->store_max_queue;
+    mo.worker_batch_tokens = config->batch_max_tokens;
+    svc.messages =
+        std::make_unique<MessageService>(*svc.store, encoder_ref, svc.hub.get(), std::move(mo));
+    svc.api = std::make_unique<ApiRoutes>(
+        *svc.store, svc.messages.get(), encoder_ref,
+        ApiOptions{.model_name = model_name, .auth_token = config->auth_token});
+  }
+  if (config->kafka.enabled()) {
+    svc.kafka = std::make_unique<KafkaStream>(*config, encoder_ref);
+    svc.kafka->SetStoreSink(svc.store.get(), svc.hub.get());
+    if (auto st = svc.kafka->Start(); !st.ok()) {
+      log->error("{}", st.error().ToString());
+      return 2;
+    }
   }
 
   server::ServerOptions so;
   so.host = config->http_host;
   so.port = static_cast<uint16_t>(config->http_port);
-  server::HttpServer http(so);
+  so.max_body_bytes = config->http_max_body_bytes;
+  svc.http = std::make_unique<server::HttpServer>(so);
+  server::HttpServer& http = *svc.http;
   const std::string config_json = ServeConfigJson(*config);
+  std::atomic<bool> running{false};
   http.Route("GET", "/health",
              [](const server::HttpRequest&) { return server::JsonOk(R"({"status":"healthy"})"); });
-  http.Route("GET", "/ready", [&stream](const server::HttpRequest&) {
-    if (stream.stats().running.load()) return server::JsonOk(R"({"status":"ready"})");
-    return server::JsonError(503, "not_ready", "the pipeline is starting or stopping");
+  http.Route("GET", "/ready", [&svc, &running](const server::HttpRequest&) {
+    const bool ready = running.load() && (!svc.kafka || svc.kafka->stats().running.load());
+    if (ready) return server::JsonOk(R"({"status":"ready"})");
+    return server::JsonError(503, "not_ready", "the service is starting or stopping");
   });
-  http.Route("GET", "/stats", [&stream](const server::HttpRequest&) {
-    return server::JsonOk(StatsJson(stream.stats(), stream.Lag()));
+  http.Route("GET", "/stats", [&svc](const server::HttpRequest&) {
+    if (svc.kafka) {
+      std::string body = StatsJson(svc.kafka->stats(), svc.kafka->Lag());
+      if (svc.api) {
+        body.pop_back();  // '}' of the Kafka object: append the store's counters
+        body += R"(,"store":)" + svc.api->StatusJson() + "}";
+      }
+      return server::JsonOk(std::move(body));
+    }
+    return server::JsonOk(
+        EmbeddedStatsJson(svc.messages->stats(), svc.api->StatusJson(), svc.hub->clients()));
   });
   http.Route("GET", "/config",
              [&config_json](const server::HttpRequest&) { return server::JsonOk(config_json); });
@@ -155,13 +253,30 @@ int ServeCommand::Run() {
     r.body = MetricsRegistry::Global().RenderPrometheus();
     return r;
   });
+  if (svc.api) svc.api->Register(http);
+  svc.hub->Attach(http, "/events");
+  RegisterDashboard(http);
   if (auto st = http.Start(); !st.ok()) {
     log->error("{}", st.error().ToString());
     return 2;
   }
-  log->info("HTTP on {}:{}", config->http_host, http.port());
-  stream.Run(g_stop);
+  log->info("HTTP on {}:{} (store {}, kafka {})", config->http_host, http.port(),
+            config->store_enabled ? config->store_dir : "off",
+            config->kafka.enabled() ? config->kafka.bootstrap_servers : "off");
+  if (svc.messages) svc.messages->Start();
+  running = true;
+  if (svc.kafka) {
+    svc.kafka->Run(g_stop);
+  } else {
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  running = false;
+  log->info("stopping");
+  // Commit and answer every queued POST, let the worker finish its round, then
+  // close the connections and streams; the store saves its index snapshot last.
+  if (svc.messages) svc.messages->Stop();
   http.Stop();
+  svc.hub->Stop();
   return 0;
 }
 

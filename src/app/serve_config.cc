@@ -88,6 +88,26 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
     if (auto h = root["http"]) {
       if (h["host"]) c.http_host = h["host"].as<std::string>();
       if (h["port"]) c.http_port = h["port"].as<int>();
+      if (h["max_body_bytes"]) c.http_max_body_bytes = h["max_body_bytes"].as<size_t>();
+    }
+    if (auto a = root["auth"]) {
+      if (a["token"]) c.auth_token = a["token"].as<std::string>();
+    }
+    if (auto st = root["store"]) {
+      if (st["enabled"]) c.store_enabled = st["enabled"].as<bool>();
+      if (st["dir"]) c.store_dir = st["dir"].as<std::string>();
+      if (st["sync"]) {
+        const auto mode = st["sync"].as<std::string>();
+        if (mode != "full" && mode != "normal") {
+          return Error(errc::invalid_argument, path + ": store.sync must be full or normal");
+        }
+        c.store_sync_full = mode == "full";
+      }
+      if (st["max_queue"]) c.store_max_queue = st["max_queue"].as<size_t>();
+    }
+    if (auto e = root["sse"]) {
+      if (e["ring"]) c.sse_ring = e["ring"].as<size_t>();
+      if (e["heartbeat_ms"]) c.sse_heartbeat_ms = e["heartbeat_ms"].as<int>();
     }
     if (root["log_level"]) c.log_level = root["log_level"].as<std::string>();
   } catch (const YAML::Exception& e) {
@@ -110,6 +130,8 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (const char* v = Env("KAFKA_OUTPUT_TOPIC")) c.kafka.output_topic = v;
   if (const char* v = Env("KAFKA_DLQ_TOPIC")) c.kafka.dlq_topic = v;
   if (const char* v = Env("EMBEDSTREAM_HTTP_HOST")) c.http_host = v;
+  if (const char* v = Env("EMBEDSTREAM_DATA_DIR")) c.store_dir = v;
+  if (const char* v = Env("EMBEDSTREAM_AUTH_TOKEN")) c.auth_token = v;
   for (const char* key : {"PORT", "EMBEDSTREAM_HTTP_PORT"}) {
     if (const char* v = Env(key)) {
       auto port = ParseLong(key, v);
@@ -128,6 +150,9 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (f.batch_linger_ms >= 0) c.batch_linger_ms = static_cast<int>(f.batch_linger_ms);
   if (f.http_port >= 0) c.http_port = static_cast<int>(f.http_port);
   if (!f.http_host.empty()) c.http_host = f.http_host;
+  if (!f.data_dir.empty()) c.store_dir = f.data_dir;
+  if (!f.auth_token.empty()) c.auth_token = f.auth_token;
+  if (f.no_store) c.store_enabled = false;
 
   if (c.kafka.input_topics.empty()) {
     return Error(errc::invalid_argument, "kafka.input_topics is empty");
@@ -142,6 +167,16 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (c.batch_max_wait_ms < 0) return Error(errc::invalid_argument, "batch.max_wait_ms < 0");
   if (c.batch_linger_ms < 0) return Error(errc::invalid_argument, "batch.linger_ms < 0");
   if (c.max_inflight < 1) return Error(errc::invalid_argument, "pipeline.max_inflight < 1");
+  if (c.http_max_body_bytes < 64) return Error(errc::invalid_argument, "http.max_body_bytes < 64");
+  if (c.store_enabled && c.store_dir.empty()) {
+    return Error(errc::invalid_argument, "store.dir is empty");
+  }
+  if (c.store_max_queue < 1) return Error(errc::invalid_argument, "store.max_queue < 1");
+  if (c.sse_heartbeat_ms < 100) return Error(errc::invalid_argument, "sse.heartbeat_ms < 100");
+  if (!c.kafka.enabled() && !c.store_enabled) {
+    return Error(errc::invalid_argument,
+                 "nothing to run: no Kafka brokers and the embedded store is disabled");
+  }
   return c;
 }
 
@@ -175,6 +210,20 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("http").BeginObject();
   w.Key("host").String(c.http_host);
   w.Key("port").Int(c.http_port);
+  w.Key("max_body_bytes").Uint(c.http_max_body_bytes);
+  w.EndObject();
+  w.Key("auth").BeginObject();
+  w.Key("token").String(c.auth_token.empty() ? "" : "***");
+  w.EndObject();
+  w.Key("store").BeginObject();
+  w.Key("enabled").Bool(c.store_enabled);
+  w.Key("dir").String(c.store_dir);
+  w.Key("sync").String(c.store_sync_full ? "full" : "normal");
+  w.Key("max_queue").Uint(c.store_max_queue);
+  w.EndObject();
+  w.Key("sse").BeginObject();
+  w.Key("ring").Uint(c.sse_ring);
+  w.Key("heartbeat_ms").Int(c.sse_heartbeat_ms);
   w.EndObject();
   w.EndObject();
   return w.Take();

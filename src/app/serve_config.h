@@ -22,6 +22,19 @@
 //   http:
 //     host: 0.0.0.0                         # env EMBEDSTREAM_HTTP_HOST
 //     port: 5000                            # env EMBEDSTREAM_HTTP_PORT / PORT
+//     max_body_bytes: 1048576               # larger request bodies get a 413
+//   auth:
+//     token: ""                             # env EMBEDSTREAM_AUTH_TOKEN; set: write routes
+//                                           # need "Authorization: Bearer <token>"
+//   store:
+//     enabled: true                         # the embedded store (HTTP ingest, search);
+//                                           # with Kafka it is a second sink
+//     dir: data                             # env EMBEDSTREAM_DATA_DIR
+//     sync: full                            # full (fsync per commit) | normal
+//     max_queue: 10000                      # POSTs waiting for a commit before 503
+//   sse:
+//     ring: 10000                           # events kept for Last-Event-ID resume
+//     heartbeat_ms: 15000
 //   model: {...}                            # see encoder_flags.h
 
 #include <cstdint>
@@ -59,6 +72,14 @@ struct ServeConfig {
   int retry_max_ms = 10000;
   std::string http_host = "0.0.0.0";
   int http_port = 5000;
+  size_t http_max_body_bytes = 1 << 20;
+  std::string auth_token;
+  bool store_enabled = true;
+  std::string store_dir = "data";
+  bool store_sync_full = true;
+  size_t store_max_queue = 10000;
+  size_t sse_ring = 10000;
+  int sse_heartbeat_ms = 15000;
   std::string log_level = "info";
 };
 
@@ -76,6 +97,9 @@ struct ServeFlags {
   long batch_linger_ms = -1;
   long http_port = -1;
   std::string http_host;
+  std::string data_dir;
+  std::string auth_token;
+  bool no_store = false;
 };
 
 Result<ServeConfig> LoadServeConfig(const ServeFlags& flags);

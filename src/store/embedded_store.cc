@@ -60,7 +60,8 @@ CREATE INDEX IF NOT EXISTS messages_by_change ON messages(change_seq);
 constexpr size_t kFilterOverfetch = 10;
 
 constexpr const char* kMessageColumns =
-    "id, text, metadata, status, reason, model_name, created_at, embedded_at, revision";
+    "id, text, metadata, status, reason, model_name, created_at, embedded_at, revision, "
+    "queued_at";
 
 Message ReadMessage(const SqliteStmt& st) {
   Message m;
@@ -73,6 +74,7 @@ Message ReadMessage(const SqliteStmt& st) {
   m.created_at = st.ColumnDouble(6);
   m.embedded_at = st.ColumnDouble(7);
   m.revision = st.ColumnInt(8);
+  m.queued_at = st.ColumnDouble(9);
   return m;
 }
 
@@ -160,7 +162,7 @@ struct EmbeddedStore::Impl {
   std::mutex write_mu;
   SqliteDb writer;
   SqliteStmt put_select, put_insert, put_update_meta, put_requeue;
-  SqliteStmt embed_update, fail_update, pending_select;
+  SqliteStmt embed_update, fail_update, pending_select, put_embedded;
   int64_t last_seq = 0;   // highest change_seq committed
   int64_t index_seq = 0;  // highest change_seq applied to the index
   size_t changes_since_snapshot = 0;
@@ -188,7 +190,7 @@ struct EmbeddedStore::Impl {
       std::string sql;
     };
     const Item items[] = {
-        {&writer, &put_select, "SELECT row_id, text, metadata FROM messages WHERE id = ?1"},
+        {&writer, &put_select, "SELECT row_id, text, metadata, status FROM messages WHERE id = ?1"},
         {&writer, &put_insert,
          "INSERT INTO messages(id, text, metadata, created_at, queued_at) VALUES(?1, ?2, ?3, ?4, "
          "?4)"},
@@ -201,6 +203,13 @@ struct EmbeddedStore::Impl {
          "UPDATE messages SET status = 1, reason = '', model_name = ?2, embedded_at = ?3, "
          "vector = ?4, change_seq = ?5 WHERE id = ?1 AND (?6 = 0 OR revision = ?6) RETURNING "
          "row_id"},
+        {&writer, &put_embedded,
+         "INSERT INTO messages(id, text, metadata, created_at, queued_at, status, model_name, "
+         "embedded_at, vector, change_seq) VALUES(?1, ?2, ?3, ?4, ?4, 1, ?5, ?4, ?6, ?7) "
+         "ON CONFLICT(id) DO UPDATE SET revision = revision + (text <> excluded.text), "
+         "text = excluded.text, metadata = excluded.metadata, status = 1, reason = '', "
+         "model_name = excluded.model_name, embedded_at = excluded.embedded_at, "
+         "vector = excluded.vector, change_seq = excluded.change_seq RETURNING row_id"},
         {&writer, &fail_update,
          "UPDATE messages SET status = 2, reason = ?2, model_name = '', embedded_at = 0, "
          "vector = NULL, change_seq = ?3 WHERE id = ?1 RETURNING row_id"},
@@ -393,56 +402,156 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
 
 Result<bool> EmbeddedStore::PutMessage(const std::string& id, const std::string& text,
                                        const std::string& metadata_json) {
-  if (id.empty()) return Error(errc::invalid_argument, "message id is empty");
-  if (!metadata_json.empty()) {
-    auto doc = nlohmann::json::parse(metadata_json, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-      return Error(errc::invalid_argument, "metadata is not a JSON object");
+  const NewMessage one{id, text, metadata_json};
+  auto out = PutMessages(std::span<const NewMessage>(&one, 1));
+  if (!out) return out.error();
+  return out->front().created;
+}
+
+Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMessage> messages) {
+  for (const auto& m : messages) {
+    if (m.id.empty()) return Error(errc::invalid_argument, "message id is empty");
+    if (!m.metadata_json.empty()) {
+      auto doc = nlohmann::json::parse(m.metadata_json, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object()) {
+        return Error(errc::invalid_argument, "metadata of " + m.id + " is not a JSON object");
+      }
     }
   }
+  std::vector<PutOutcome> out(messages.size());
+  if (messages.empty()) return out;
   auto& d = *impl_;
   std::lock_guard lock(d.write_mu);
   const double now = UnixSeconds();
-  d.put_select.Reset();
-  d.put_select.BindText(1, id);
-  auto row = d.put_select.Step();
-  if (!row) return row.error();
-  if (!*row) {
+  int64_t seq = d.last_seq;
+  std::vector<int64_t> requeued_rows;
+  auto put_one = [&](const NewMessage& m, PutOutcome& o) -> Status {
     d.put_select.Reset();
-    d.put_insert.Reset();
-    d.put_insert.BindText(1, id);
-    d.put_insert.BindText(2, text);
-    d.put_insert.BindText(3, metadata_json);
-    d.put_insert.BindDouble(4, now);
-    if (auto s = d.put_insert.Run(); !s) return s.error();
-    return true;
-  }
-  const int64_t row_id = d.put_select.ColumnInt(0);
-  const bool same_text = d.put_select.ColumnText(1) == text;
-  const bool same_meta = d.put_select.ColumnText(2) == metadata_json;
-  d.put_select.Reset();
-  if (same_text) {
-    if (!same_meta) {
+    d.put_select.BindText(1, m.id);
+    auto row = d.put_select.Step();
+    if (!row) return row.error();
+    if (!*row) {
+      d.put_select.Reset();
+      d.put_insert.Reset();
+      d.put_insert.BindText(1, m.id);
+      d.put_insert.BindText(2, m.text);
+      d.put_insert.BindText(3, m.metadata_json);
+      d.put_insert.BindDouble(4, now);
+      o.created = true;
+      return d.put_insert.Run();
+    }
+    const int64_t row_id = d.put_select.ColumnInt(0);
+    const bool same_text = d.put_select.ColumnText(1) == m.text;
+    const bool same_meta = d.put_select.ColumnText(2) == m.metadata_json;
+    o.status = static_cast<MessageStatus>(d.put_select.ColumnInt(3));
+    d.put_select.Reset();
+    if (same_text) {
+      if (same_meta) return Status::Ok();
       d.put_update_meta.Reset();
       d.put_update_meta.BindInt(1, row_id);
-      d.put_update_meta.BindText(2, metadata_json);
-      if (auto s = d.put_update_meta.Run(); !s) return s.error();
+      d.put_update_meta.BindText(2, m.metadata_json);
+      return d.put_update_meta.Run();
     }
-    return false;
+    d.put_requeue.Reset();
+    d.put_requeue.BindInt(1, row_id);
+    d.put_requeue.BindText(2, m.text);
+    d.put_requeue.BindText(3, m.metadata_json);
+    d.put_requeue.BindDouble(4, now);
+    d.put_requeue.BindInt(5, ++seq);
+    o.requeued = true;
+    o.status = MessageStatus::pending;
+    requeued_rows.push_back(row_id);
+    return d.put_requeue.Run();
+  };
+  if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (auto s = put_one(messages[i], out[i]); !s) {
+      d.put_select.Reset();
+      (void)d.writer.Exec("ROLLBACK");
+      return s.error();
+    }
   }
-  const int64_t seq = d.last_seq + 1;
-  d.put_requeue.Reset();
-  d.put_requeue.BindInt(1, row_id);
-  d.put_requeue.BindText(2, text);
-  d.put_requeue.BindText(3, metadata_json);
-  d.put_requeue.BindDouble(4, now);
-  d.put_requeue.BindInt(5, seq);
-  if (auto s = d.put_requeue.Run(); !s) return s.error();
+  if (auto s = d.writer.Exec("COMMIT"); !s) {
+    (void)d.writer.Exec("ROLLBACK");
+    return s.error();
+  }
   d.last_seq = seq;
-  d.index->Remove(row_id);
+  for (int64_t row_id : requeued_rows) d.index->Remove(row_id);
   d.index_seq = seq;
-  ++d.changes_since_snapshot;
-  return false;
+  d.changes_since_snapshot += requeued_rows.size();
+  return out;
+}
+
+Result<size_t> EmbeddedStore::PutEmbedded(std::span<const EmbeddedMessage> messages,
+                                          const std::string& model_name) {
+  auto& d = *impl_;
+  const std::string& model = model_name.empty() ? d.options.model_name : model_name;
+  std::vector<std::vector<float>> unit(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.id.empty()) return Error(errc::invalid_argument, "message id is empty");
+    if (!m.metadata_json.empty()) {
+      auto doc = nlohmann::json::parse(m.metadata_json, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object()) {
+        return Error(errc::invalid_argument, "metadata of " + m.id + " is not a JSON object");
+      }
+    }
+    if (m.vector.size() != d.options.dim) {
+      return Error(errc::invalid_argument, "vector for " + m.id + " has " +
+                                               std::to_string(m.vector.size()) +
+                                               " dims, store has " + std::to_string(d.options.dim));
+    }
+    unit[i] = Normalised(m.vector);
+    if (unit[i].empty()) {
+      return Error(errc::invalid_argument, "vector for " + m.id + " is zero or not finite");
+    }
+  }
+  if (messages.empty()) return size_t{0};
+  {
+    std::lock_guard lock(d.write_mu);
+    const double now = UnixSeconds();
+    int64_t seq = d.last_seq;
+    std::vector<std::pair<int64_t, size_t>> rows;  // (row_id, index into unit)
+    if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
+    for (size_t i = 0; i < messages.size(); ++i) {
+      auto& st = d.put_embedded;
+      st.Reset();
+      st.BindText(1, messages[i].id);
+      st.BindText(2, messages[i].text);
+      st.BindText(3, messages[i].metadata_json);
+      st.BindDouble(4, now);
+      st.BindText(5, model);
+      st.BindBlob(6, AsBytes(unit[i]));
+      st.BindInt(7, ++seq);
+      auto row = st.Step();
+      if (!row || !*row) {
+        st.Reset();
+        (void)d.writer.Exec("ROLLBACK");
+        if (!row) return row.error();
+        return Error(errc::internal, "upsert of " + messages[i].id + " returned no row");
+      }
+      rows.emplace_back(st.ColumnInt(0), i);
+      (void)st.Step();
+      st.Reset();
+    }
+    if (auto s = d.writer.Exec("COMMIT"); !s) {
+      (void)d.writer.Exec("ROLLBACK");
+      return s.error();
+    }
+    d.last_seq = seq;
+    for (const auto& [row_id, i] : rows) {
+      if (auto s = d.index->Upsert(row_id, unit[i].data()); !s) {
+        d.index_broken = true;
+        return s.error();
+      }
+    }
+    d.index_seq = seq;
+    d.changes_since_snapshot += rows.size();
+  }
+  if (auto s = d.MaybeSnapshot(); !s) {
+    GetLogger("store")->warn("periodic index snapshot failed: {}", s.error().ToString());
+  }
+  return messages.size();
 }
 
 Result<std::vector<Message>> EmbeddedStore::NextPending(size_t limit) {

@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,6 +69,7 @@ struct Message {
   std::string model_name;  // model of the stored vector (status embedded)
   double created_at = 0;   // unix seconds of the first put
   double embedded_at = 0;  // 0 unless embedded
+  double queued_at = 0;    // unix seconds it (last) became pending
   // Bumped when the text changes; StoreEmbeddings with a stale revision is
   // ignored, so a vector of an old text never lands on a new one.
   int64_t revision = 0;
@@ -78,6 +80,27 @@ struct Embedding {
   std::string id;
   std::vector<float> vector;
   int64_t revision = 0;
+};
+
+// One message for PutMessages.
+struct NewMessage {
+  std::string id;
+  std::string text;
+  std::string metadata_json;  // a JSON object, or "" for none
+};
+
+struct PutOutcome {
+  bool created = false;   // a new id
+  bool requeued = false;  // an existing id whose text changed: pending again
+  MessageStatus status = MessageStatus::pending;  // the status after the put
+};
+
+// One already-embedded message for PutEmbedded (the store as a sink).
+struct EmbeddedMessage {
+  std::string id;
+  std::string text;
+  std::string metadata_json;
+  std::vector<float> vector;
 };
 
 struct SearchHit {
@@ -111,6 +134,16 @@ class EmbeddedStore {
   // (metadata is refreshed), a changed text re-queues it as pending.
   Result<bool> PutMessage(const std::string& id, const std::string& text,
                           const std::string& metadata_json);
+  // PutMessage for many messages in one transaction (one fsync): group
+  // commit for the HTTP write side. Items are applied in order (a repeated id
+  // sees the earlier item). Validates every item first; an invalid one fails
+  // the whole call and nothing is written.
+  Result<std::vector<PutOutcome>> PutMessages(std::span<const NewMessage> messages);
+  // Upserts messages with their vectors as embedded, in one transaction (the
+  // store as a sink of the Kafka pipeline). A replay of the same id and text
+  // rewrites the same row. Returns how many rows were written.
+  Result<size_t> PutEmbedded(std::span<const EmbeddedMessage> messages,
+                             const std::string& model_name);
   // Up to limit pending messages, oldest queued first. Does not claim them:
   // meant for the single embedding worker.
   Result<std::vector<Message>> NextPending(size_t limit);

@@ -1,10 +1,12 @@
 """Starting and stopping `embedstream serve` in e2e tests (stdlib only)."""
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 
@@ -23,6 +25,10 @@ class Service:
         env = dict(os.environ)
         env["EMBEDSTREAM_MODEL_DIR"] = str(model_dir)
         env.update(env_extra or {})
+        if "--data-dir" not in args and "--no-store" not in args:
+            # Each instance its own embedded store (one process per store dir).
+            args = [*args, "--data-dir", str(pathlib.Path(log_path).with_suffix(".data"))]
+        self.args = list(args)
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [str(binary), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
@@ -32,6 +38,26 @@ class Service:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
             body = r.read().decode()
             return r.status, body
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """(status, body text); 4xx/5xx are returned, not raised. `body`: bytes, str or JSON."""
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
+                                     method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def post(self, path, obj, headers=None):
+        """POST JSON; the parsed 2xx reply (anything else raises)."""
+        status, body = self.request("POST", path, obj, headers)
+        assert 200 <= status < 300, f"POST {path} -> {status} {body}"
+        return json.loads(body)
 
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout

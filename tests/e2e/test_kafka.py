@@ -131,6 +131,9 @@ def test_10k_mixed_messages_good_to_embeddings_bad_to_dlq(run, binary, model_dir
         out = t.read(t.output, expect=len(good))
         dlq = t.read(t.dlq, expect=n_bad, timeout=60)
         stats = svc.stats()
+        # The embedded store is a second sink: every good record is searchable.
+        planted = sorted(good)[0]
+        search = svc.post("/embeddings/search", {"query": good[planted], "limit": 1})
     finally:
         assert svc.stop() == 0, svc.tail()
     by_id = {}
@@ -160,6 +163,8 @@ def test_10k_mixed_messages_good_to_embeddings_bad_to_dlq(run, binary, model_dir
         assert h["source.topic"] == t.input and h["error.stage"] == "decode"
         assert int(h["source.offset"]) >= 0 and h["attempts"] == "1"
     assert stats["dlq"] == n_bad and stats["produced"] >= len(good)
+    assert stats["store"]["embedded"] == len(good) == stats["store"]["indexed"]
+    assert search["results"][0]["text"] == good[planted]
 
 
 def test_kill9_mid_stream_loses_nothing(run, binary, model_dir, kafka_broker, tmp_path):

@@ -135,6 +135,74 @@ TEST(EmbeddedStore, IdempotentPut) {
   EXPECT_EQ((*store->Get("a"))->status, MessageStatus::embedded);
 }
 
+TEST(EmbeddedStore, PutMessagesIsOneOrderedTransaction) {
+  TempDir dir("store");
+  auto store = MustOpen(SmallOptions(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(*store->PutMessage("old", "old text", ""));
+  ASSERT_EQ(*store->StoreEmbeddings({{"old", Axis(8, 1)}}, ""), 1u);
+  const std::vector<NewMessage> batch = {
+      {"a", "alpha", R"({"user_id":"u1"})"},
+      {"old", "old text", ""},  // replay of an embedded message: unchanged
+      {"a", "alpha", ""},       // same batch, same id: sees the first item
+      {"old", "new text", ""},  // changed text: re-queued
+  };
+  auto out = store->PutMessages(batch);
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  ASSERT_EQ(out->size(), 4u);
+  EXPECT_TRUE((*out)[0].created);
+  EXPECT_FALSE((*out)[1].created);
+  EXPECT_FALSE((*out)[1].requeued);
+  EXPECT_EQ((*out)[1].status, MessageStatus::embedded);
+  EXPECT_FALSE((*out)[2].created);
+  EXPECT_EQ((*out)[2].status, MessageStatus::pending);
+  EXPECT_TRUE((*out)[3].requeued);
+  EXPECT_EQ((*out)[3].status, MessageStatus::pending);
+  EXPECT_EQ(store->indexed_count(), 0u);  // the re-queued vector left the index
+  auto counts = store->Stats();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->total, 2u);
+  EXPECT_EQ(counts->pending, 2u);
+  EXPECT_EQ((*store->Get("a"))->metadata_json, "");  // the later item's metadata
+
+  // One invalid item: nothing of the batch is written.
+  const std::vector<NewMessage> bad = {{"x", "fine", ""}, {"y", "bad meta", "[1]"}};
+  auto rejected = store->PutMessages(bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.error().code, errc::invalid_argument);
+  EXPECT_FALSE(store->Get("x")->has_value());
+}
+
+TEST(EmbeddedStore, PutEmbeddedUpsertsSearchableRows) {
+  TempDir dir("store");
+  auto store = MustOpen(SmallOptions(dir.path()));
+  ASSERT_TRUE(store);
+  std::vector<EmbeddedMessage> batch = {{"k1", "one", R"({"topic":"t"})", Axis(8, 0)},
+                                        {"k2", "two", "", Axis(8, 3)}};
+  ASSERT_EQ(*store->PutEmbedded(batch, "m"), 2u);
+  // A replay rewrites the same rows: still two, same revision.
+  ASSERT_EQ(*store->PutEmbedded(batch, "m"), 2u);
+  auto k1 = *store->Get("k1");
+  ASSERT_TRUE(k1.has_value());
+  EXPECT_EQ(k1->status, MessageStatus::embedded);
+  EXPECT_EQ(k1->model_name, "m");
+  EXPECT_EQ(k1->revision, 1);
+  EXPECT_EQ(store->Stats()->total, 2u);
+  EXPECT_EQ(store->indexed_count(), 2u);
+  auto hits = store->Search(Axis(8, 3), 1, {});
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits->size(), 1u);
+  EXPECT_EQ((*hits)[0].id, "k2");
+  // A new text for k1 bumps its revision.
+  batch[0].text = "uno";
+  ASSERT_EQ(*store->PutEmbedded(std::span(batch).first(1), "m"), 1u);
+  EXPECT_EQ((*store->Get("k1"))->revision, 2);
+  // Bad vectors are refused before anything is written.
+  std::vector<EmbeddedMessage> bad = {{"k3", "three", "", std::vector<float>(8, 0.0f)}};
+  EXPECT_FALSE(store->PutEmbedded(bad, "m").ok());
+  EXPECT_FALSE(store->Get("k3")->has_value());
+}
+
 TEST(EmbeddedStore, PendingToEmbeddedWithModelName) {
   TempDir dir("store");
   auto store = MustOpen(SmallOptions(dir.path()));

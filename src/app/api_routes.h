@@ -1,0 +1,105 @@
+#pragma once
+// The message and search routes of `embedstream serve` (docs/API.md):
+//   POST /messages, GET /messages, GET /messages/{id}, GET /status,
+//   POST /embeddings/search.
+// Request parsing is separate from the routes (ParseMessageRequest,
+// ParseSearchRequest) so the rules are unit-tested without a server.
+//
+// Threads: the routes run on the HTTP io threads; POST /messages answers from
+// the MessageService writer thread (after the commit), POST /embeddings/search
+// from the ApiRoutes' own search thread (the query is embedded there, so the
+// io thread never waits on the encoder).
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "app/message_service.h"
+#include "model/sentence_encoder.h"
+#include "server/http_server.h"
+#include "store/embedded_store.h"
+
+namespace embedstream::app {
+
+// A 4xx answer: HTTP status, stable error code, human detail.
+struct ApiError {
+  int status = 400;
+  std::string error;
+  std::string detail;
+};
+
+struct MessageRequest {
+  store::NewMessage message;  // id filled in (a new UUIDv4 when not given)
+  std::string user_id;        // also in message.metadata_json when given
+};
+
+struct SearchRequest {
+  std::string query;  // text, or empty when `vector` is given
+  std::vector<float> vector;
+  size_t limit = 10;
+  store::Filter filter;
+};
+
+constexpr size_t kMaxIdBytes = 256;
+constexpr size_t kMaxMetadataBytes = 64 * 1024;
+constexpr size_t kMaxLimit = 1000;
+
+// POST /messages body rules (docs/API.md). Either the request or the error.
+std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body);
+// POST /embeddings/search body rules; `dim` is the model's dimension.
+std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, size_t dim);
+
+// One message as the API's JSON object.
+std::string MessageJson(const store::Message& m);
+
+struct ApiOptions {
+  std::string model_name;
+  std::string auth_token;  // empty: writes need no token
+  size_t max_search_queue = 256;
+};
+
+class ApiRoutes {
+ public:
+  // `service` may be null: POST /messages then answers 503 (no write side).
+  ApiRoutes(store::EmbeddedStore& store, MessageService* service, model::SentenceEncoder& encoder,
+            ApiOptions options);
+  ~ApiRoutes();  // stops the search thread; answers queued searches with 503
+  ApiRoutes(const ApiRoutes&) = delete;
+  ApiRoutes& operator=(const ApiRoutes&) = delete;
+
+  // Registers the routes on `server` (before its Start). The routes refer to
+  // this object: stop the server before destroying it.
+  void Register(server::HttpServer& server);
+  // The "store" object of /stats and the body of /status.
+  std::string StatusJson();
+
+ private:
+  void PostMessage(const server::HttpRequest& req, server::Respond respond);
+  server::HttpResponse ListMessages(const server::HttpRequest& req);
+  server::HttpResponse GetMessage(const server::HttpRequest& req);
+  void Search(const server::HttpRequest& req, server::Respond respond);
+  server::HttpResponse RunSearch(const SearchRequest& request);
+  bool Authorized(const server::HttpRequest& req) const;
+  void SearchLoop();
+
+  store::EmbeddedStore& store_;
+  MessageService* service_;
+  model::SentenceEncoder& encoder_;
+  ApiOptions options_;
+
+  std::mutex search_mu_;
+  std::condition_variable search_cv_;
+  std::deque<std::function<void()>> search_queue_;  // guarded by search_mu_
+  bool search_stop_ = false;                        // guarded by search_mu_
+  std::thread search_thread_;
+};
+
+}  // namespace embedstream::app

@@ -1,0 +1,324 @@
+// Browser test of the dashboard (GET /) against the real `embedstream serve`
+// in its embedded mode (no Kafka): Debian's Chromium driven by playwright-core.
+//
+//   scripts/install_browser.sh          # once: chromium + tests/e2e/node_modules
+//   node tests/e2e/test_dashboard.mjs   # or: ctest -R e2e_dashboard
+//
+// Environment: EMBEDSTREAM_BIN (default build/release/embedstream),
+// EMBEDSTREAM_MODEL_DIR (default models/all-MiniLM-L6-v2), EMBEDSTREAM_CHROMIUM
+// (default /usr/bin/chromium), EMBEDSTREAM_E2E_OUT (a folder: on failure the
+// screenshot, page HTML and server log are written there).
+//
+// Chromium runs without its sandbox (chromiumSandbox: false, i.e.
+// --no-sandbox): it refuses to start as root with one, and CI runs as root.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = process.env.EMBEDSTREAM_BIN || path.join(REPO, 'build/release/embedstream');
+const MODEL_DIR = process.env.EMBEDSTREAM_MODEL_DIR || path.join(REPO, 'models/all-MiniLM-L6-v2');
+const CHROMIUM = process.env.EMBEDSTREAM_CHROMIUM || '/usr/bin/chromium';
+const OUT = process.env.EMBEDSTREAM_E2E_OUT || '';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// One `embedstream serve` with its own port, data dir and log file.
+class Service {
+  constructor(extraArgs = []) {
+    this.extraArgs = extraArgs;
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'es-dashboard-'));
+    this.logPath = path.join(this.dir, 'serve.log');
+    this.exited = null;
+  }
+
+  async start() {
+    this.port = await freePort();
+    this.base = `http://127.0.0.1:${this.port}`;
+    const env = { ...process.env, EMBEDSTREAM_MODEL_DIR: MODEL_DIR };
+    // Embedded mode: no broker from the environment.
+    delete env.KAFKA_BOOTSTRAP_SERVERS;
+    delete env.EMBEDSTREAM_AUTH_TOKEN;
+    const log = fs.openSync(this.logPath, 'a');
+    this.proc = spawn(BIN, ['serve', '--host', '127.0.0.1', '--port', String(this.port),
+                            '--data-dir', path.join(this.dir, 'data'), ...this.extraArgs],
+                      { env, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    this.proc.on('exit', (code, signal) => { this.exited = { code, signal }; });
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      if (this.exited) {
+        throw new Error(`serve exited (${JSON.stringify(this.exited)}):\n${this.tail()}`);
+      }
+      try {
+        const r = await fetch(`${this.base}/ready`, { signal: AbortSignal.timeout(1000) });
+        if (r.status === 200) return;
+      } catch { /* not listening yet */ }
+      await sleep(200);
+    }
+    throw new Error(`serve not ready after 120 s:\n${this.tail()}`);
+  }
+
+  async api(method, p, body) {
+    const r = await fetch(this.base + p, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: r.status, body: await r.json() };
+  }
+
+  tail(n = 40) {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8').split('\n').slice(-n).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  // SIGTERM (drain and exit 0), SIGKILL after 30 s. Null when it had
+  // already exited (start() reported that).
+  async stop() {
+    if (!this.proc || this.exited) return null;
+    this.proc.kill('SIGTERM');
+    const deadline = Date.now() + 30_000;
+    while (!this.exited && Date.now() < deadline) await sleep(100);
+    if (!this.exited) {
+      this.proc.kill('SIGKILL');
+      while (!this.exited) await sleep(50);
+    }
+    return this.exited;
+  }
+
+  cleanup() { fs.rmSync(this.dir, { recursive: true, force: true }); }
+}
+
+// Starts serve (with `extraArgs`) and a browser page on it; registers the
+// cleanup on `t`. Every console error and uncaught exception is recorded in
+// `errors` (the test asserts it is empty), except those matching
+// `ctx.allowConsole` while the test provokes an HTTP error on purpose
+// (Chromium logs 4xx responses); so is any request to another origin.
+async function openDashboard(t, extraArgs = []) {
+  assert.ok(fs.existsSync(BIN), `${BIN} not built (scripts/build.sh)`);
+  assert.ok(fs.existsSync(path.join(MODEL_DIR, 'config.json')),
+            `no model in ${MODEL_DIR} (scripts/fetch_model.sh)`);
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} missing (scripts/install_browser.sh)`);
+
+  const svc = new Service(extraArgs);
+  const ctx = { svc, browser: null, page: null, errors: [], foreign: [], allowConsole: null };
+  t.after(async () => {
+    if (ctx.browser) await ctx.browser.close().catch(() => {});
+    const exit = await svc.stop();
+    svc.cleanup();
+    // Graceful shutdown is part of the contract, and a crash here is a bug.
+    if (exit && exit.code !== 0) {
+      throw new Error(`serve exited with ${JSON.stringify(exit)} on SIGTERM`);
+    }
+  });
+
+  await svc.start();
+  ctx.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false });
+  const page = await ctx.browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  ctx.page = page;
+  page.setDefaultTimeout(30_000);
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const text = msg.text();
+    if (ctx.allowConsole && ctx.allowConsole.test(text)) return;
+    ctx.errors.push(text);
+  });
+  page.on('pageerror', (err) => ctx.errors.push(`pageerror: ${err.message}`));
+  page.on('request', (req) => {
+    const u = req.url();
+    if (!u.startsWith(svc.base) && !u.startsWith('data:')) ctx.foreign.push(u);
+  });
+  return ctx;
+}
+
+// On failure: screenshot, page HTML and server log into $EMBEDSTREAM_E2E_OUT.
+async function keepEvidence(ctx, name) {
+  if (OUT && ctx.page) {
+    fs.mkdirSync(OUT, { recursive: true });
+    await ctx.page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true }).catch(() => {});
+    fs.writeFileSync(path.join(OUT, `${name}.html`), await ctx.page.content().catch(() => ''));
+    fs.copyFileSync(ctx.svc.logPath, path.join(OUT, `${name}-serve.log`));
+    console.error(`artifacts in ${OUT}`);
+  }
+  console.error(`serve log:\n${ctx.svc.tail()}`);
+}
+
+// Provokes an HTTP error the page must show; Chromium's console line for
+// that status is expected meanwhile.
+async function expectingHttpError(ctx, status, fn) {
+  ctx.allowConsole = new RegExp(`status of ${status}`);
+  try {
+    await fn();
+    await sleep(300);  // let Chromium's console message for the response arrive
+  } finally {
+    ctx.allowConsole = null;
+  }
+}
+
+test('dashboard: create, live events, status, messages, search', { timeout: 300_000 }, async (t) => {
+  const ctx = await openDashboard(t);
+  const { svc, page } = ctx;
+  try {
+    // --- the page -------------------------------------------------------
+    const resp = await page.goto(`${svc.base}/`);
+    assert.equal(resp.status(), 200);
+    assert.match(resp.headers()['content-type'], /^text\/html/);
+    assert.equal(await page.title(), 'embedstream');
+
+    await page.waitForSelector('#conn[data-state="live"]');
+    await page.waitForFunction(() => document.querySelector('#tile-model').dataset.value);
+    const model = await page.getAttribute('#tile-model', 'data-value');
+    assert.match(model, /MiniLM/i);
+    assert.equal(await page.getAttribute('#tile-total', 'data-value'), '0');
+    // /stats: whatever numbers it has are shown.
+    await page.waitForSelector('#stats > div');
+
+    // --- a distractor, through the API ----------------------------------
+    const other = await svc.api('POST', '/messages', {
+      text: 'Stock markets fell sharply on Tuesday after the central bank raised interest rates.',
+      metadata: { user_id: 'someone-else' },
+    });
+    assert.equal(other.status, 202, JSON.stringify(other.body));
+
+    // --- create a message through the form ------------------------------
+    // Markup in the text must come back as text, never as elements.
+    const text = 'The violin and the cello are string instruments <b id="injected">played</b> with a bow.';
+    await page.fill('#create-text', text);
+    await page.fill('#create-metadata', '{"user_id": "dash-e2e", "n": 1}');
+    await page.click('#create-submit');
+    await page.waitForSelector('#create-result[data-id]');
+    const id = await page.getAttribute('#create-result', 'data-id');
+    assert.ok(id && id.length > 0);
+    assert.equal(await page.textContent('#create-id'), id);
+    assert.equal(await page.inputValue('#create-text'), '', 'the form is cleared after a 202');
+
+    // --- the live feed shows its whole lifecycle ------------------------
+    const sel = (type) => `#events li[data-type="${type}"][data-id=${JSON.stringify(id)}]`;
+    await page.waitForSelector(sel('message_completed'), { timeout: 60_000 });
+    const feed = await page.$$eval(`#events li[data-id=${JSON.stringify(id)}]`, (lis) =>
+      lis.map((li) => ({ type: li.dataset.type, text: li.textContent })));
+    const types = feed.map((e) => e.type);
+    assert.equal(types[0], 'message_completed', 'newest on top');
+    assert.equal(types[types.length - 1], 'message_received', `feed: ${types.join(', ')}`);
+    assert.ok(types.includes('message_processing'), `feed: ${types.join(', ')}`);
+    const stages = feed.filter((e) => e.type === 'stage_completed').map((e) => e.text);
+    assert.equal(stages.length, 3, `stages: ${stages.join(' | ')}`);
+    for (const k of [1, 2, 3]) {
+      assert.ok(stages.some((s) => s.includes(`${k}/3`)), `no stage ${k}/3 in ${stages.join(' | ')}`);
+    }
+
+    // --- status tiles and the messages table catch up --------------------
+    await page.waitForFunction(() => {
+      const v = Number(document.querySelector('#tile-embedded').dataset.value);
+      return v >= 1;
+    }, null, { timeout: 30_000 });
+    const row = `#messages tr[data-id=${JSON.stringify(id)}]`;
+    await page.waitForSelector(`${row}[data-status="embedded"]`, { timeout: 30_000 });
+    assert.equal(await page.textContent(`${row} td.text`), text);
+    assert.equal(await page.$('#injected'), null, 'message text was parsed as markup');
+    assert.match(await page.textContent(`${row} td.meta`), /dash-e2e/);
+
+    // --- search finds it first -------------------------------------------
+    await page.fill('#search-query', 'string instruments in an orchestra');
+    await page.click('#search-submit');
+    await page.waitForSelector('#search-results li');
+    const results = await page.$$eval('#search-results li', (lis) => lis.map((li) => ({
+      id: li.dataset.id,
+      score: Number(li.querySelector('.score').textContent),
+      text: li.querySelector('.text').textContent,
+    })));
+    assert.ok(results.length >= 1);
+    assert.equal(results[0].id, id, `results: ${JSON.stringify(results)}`);
+    assert.equal(results[0].text, text);
+    assert.ok(results[0].score > 0.2 && results[0].score <= 1.0001, `score ${results[0].score}`);
+
+    // With a metadata filter only the matching message comes back.
+    await page.fill('#search-filter', 'metadata.user_id=someone-else');
+    await page.click('#search-submit');
+    await page.waitForFunction((otherId) => {
+      const lis = document.querySelectorAll('#search-results li');
+      return lis.length === 1 && lis[0].dataset.id === otherId;
+    }, other.body.id, { timeout: 30_000 });
+
+    // --- a server error shows its `detail` --------------------------------
+    // Over 64 KiB of metadata: 400 invalid_metadata from the server.
+    await expectingHttpError(ctx, 400, async () => {
+      await page.fill('#create-text', 'too much metadata');
+      await page.fill('#create-metadata', JSON.stringify({ blob: 'x'.repeat(70 * 1024) }));
+      await page.click('#create-submit');
+      await page.waitForSelector('#create-result.err');
+      assert.match(await page.textContent('#create-result'), /invalid_metadata/);
+      assert.equal(await page.getAttribute('#create-result', 'data-id'), null);
+    });
+
+    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
+    assert.deepEqual(ctx.errors, [], 'console errors');
+  } catch (err) {
+    await keepEvidence(ctx, 'dashboard-failure');
+    throw err;
+  }
+});
+
+test('dashboard: bearer token from the form, kept in the browser', { timeout: 300_000 }, async (t) => {
+  const token = 'dash-e2e-secret';
+  const ctx = await openDashboard(t, ['--auth-token', token]);
+  const { svc, page } = ctx;
+  try {
+    await page.goto(`${svc.base}/`);
+    await page.waitForSelector('#conn[data-state="live"]');
+
+    // No token: the server's 401 is shown, nothing is stored.
+    await expectingHttpError(ctx, 401, async () => {
+      await page.fill('#create-text', 'a message that needs a token');
+      await page.click('#create-submit');
+      await page.waitForSelector('#create-result.err');
+      assert.match(await page.textContent('#create-result'), /unauthorized/);
+    });
+    assert.equal((await svc.api('GET', '/status')).body.total, 0);
+
+    // With the token: accepted, embedded.
+    await page.fill('#create-token', token);
+    await page.click('#create-submit');
+    await page.waitForSelector('#create-result[data-id]');
+    const id = await page.getAttribute('#create-result', 'data-id');
+    await page.waitForSelector(`#events li[data-type="message_completed"][data-id=${JSON.stringify(id)}]`,
+                               { timeout: 60_000 });
+
+    // The token survives a reload (localStorage) and is sent again.
+    await page.reload();
+    assert.equal(await page.inputValue('#create-token'), token);
+    await page.fill('#create-text', 'a second message with the remembered token');
+    await page.click('#create-submit');
+    await page.waitForSelector('#create-result[data-id]');
+    await page.waitForFunction(() => Number(document.querySelector('#tile-total').dataset.value) === 2);
+
+    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
+    assert.deepEqual(ctx.errors, [], 'console errors');
+  } catch (err) {
+    await keepEvidence(ctx, 'dashboard-token-failure');
+    throw err;
+  }
+});
