@@ -1,6 +1,6 @@
 // oneDNN backend: f32 or bf16 GEMMs with bias, GELU and the residual add
 // fused into the matmul, our own kernels for LayerNorm and attention over
-// packed (unpadded) sequences. Row counts are rounded up to kRowQuantum so a
+// packed (unpadded) sequences. Row counts are rounded up (RoundRows) so a
 // bounded set of matmul primitives, created on first use and cached, covers
 // every batch; the extra rows are never read back.
 
@@ -27,6 +27,16 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 constexpr int64_t kRowQuantum = 32;
+// Small batches (a search query, one HTTP message) round to 8 rows instead:
+// a 7-token query then runs 8-row GEMMs, not 32-row ones. Adds at most 8
+// cached primitives per op.
+constexpr int64_t kSmallRowQuantum = 8;
+constexpr int64_t kSmallRows = 64;
+
+int64_t RoundRows(int64_t tokens) {
+  const int64_t q = tokens <= kSmallRows ? kSmallRowQuantum : kRowQuantum;
+  return (tokens + q - 1) / q * q;
+}
 constexpr int64_t kReferenceRows = 512;  // M used to pick the weight layout
 
 // The four GEMMs of a BERT layer; all layers share shapes, so one primitive
@@ -144,7 +154,7 @@ class CpuBackend final : public EncoderBackend {
   void Encode(const PackedBatch& batch, float* out) override {
     const auto T = static_cast<int64_t>(batch.num_tokens());
     if (T == 0) return;
-    const int64_t M = (T + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
+    const int64_t M = RoundRows(T);
     const int64_t H = config_.hidden_size;
     const auto uH = static_cast<size_t>(H);
     const bool bf16 = precision_ == Precision::kBF16;
