@@ -41,8 +41,8 @@ void KafkaStream::RegisterMetrics() {
                                          "Tokens per encoder batch", ExponentialBuckets(16, 2, 12));
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
-             " " + std::to_string(v) + "\n";
+      AppendMetricHeader(out, name, help, "counter");
+      AppendSample(out, name, {}, static_cast<double>(v));
     };
     counter("embedstream_records_consumed_total", "Records consumed from Kafka",
             stats_.consumed.load());

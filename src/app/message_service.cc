@@ -53,9 +53,8 @@ MessageService::MessageService(store::EmbeddedStore& store, model::SentenceEncod
                                    ExponentialBuckets(1, 2, 12));
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
-      out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
-      out.append(name).append(" counter\n").append(name).append(" ");
-      out.append(std::to_string(v)).append("\n");
+      AppendMetricHeader(out, name, help, "counter");
+      AppendSample(out, name, {}, static_cast<double>(v));
     };
     counter("embedstream_messages_received_total", "Messages committed by POST /messages",
             stats_.received.load());

@@ -96,6 +96,29 @@ std::vector<float> Normalised(const std::vector<float>& v) {
   return out;
 }
 
+Status CheckMetadata(const std::string& id, const std::string& metadata_json) {
+  if (id.empty()) return Error(errc::invalid_argument, "message id is empty");
+  if (metadata_json.empty()) return Status::Ok();
+  auto doc = nlohmann::json::parse(metadata_json, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Error(errc::invalid_argument, "metadata of " + id + " is not a JSON object");
+  }
+  return Status::Ok();
+}
+
+// The unit-length copy of the vector for `id`, or why it cannot be stored.
+Result<std::vector<float>> UnitVector(const std::string& id, const std::vector<float>& v,
+                                      size_t dim) {
+  if (v.size() != dim) {
+    return Error(errc::invalid_argument, "vector for " + id + " has " + std::to_string(v.size()) +
+                                             " dims, store has " + std::to_string(dim));
+  }
+  auto unit = Normalised(v);
+  if (unit.empty())
+    return Error(errc::invalid_argument, "vector for " + id + " is zero or not finite");
+  return unit;
+}
+
 struct CompiledFilter {
   std::vector<std::pair<std::vector<std::string>, nlohmann::json>> equals;
 
@@ -410,13 +433,7 @@ Result<bool> EmbeddedStore::PutMessage(const std::string& id, const std::string&
 
 Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMessage> messages) {
   for (const auto& m : messages) {
-    if (m.id.empty()) return Error(errc::invalid_argument, "message id is empty");
-    if (!m.metadata_json.empty()) {
-      auto doc = nlohmann::json::parse(m.metadata_json, nullptr, false);
-      if (doc.is_discarded() || !doc.is_object()) {
-        return Error(errc::invalid_argument, "metadata of " + m.id + " is not a JSON object");
-      }
-    }
+    if (auto st = CheckMetadata(m.id, m.metadata_json); !st) return st.error();
   }
   std::vector<PutOutcome> out(messages.size());
   if (messages.empty()) return out;
@@ -489,22 +506,10 @@ Result<size_t> EmbeddedStore::PutEmbedded(std::span<const EmbeddedMessage> messa
   std::vector<std::vector<float>> unit(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    if (m.id.empty()) return Error(errc::invalid_argument, "message id is empty");
-    if (!m.metadata_json.empty()) {
-      auto doc = nlohmann::json::parse(m.metadata_json, nullptr, false);
-      if (doc.is_discarded() || !doc.is_object()) {
-        return Error(errc::invalid_argument, "metadata of " + m.id + " is not a JSON object");
-      }
-    }
-    if (m.vector.size() != d.options.dim) {
-      return Error(errc::invalid_argument, "vector for " + m.id + " has " +
-                                               std::to_string(m.vector.size()) +
-                                               " dims, store has " + std::to_string(d.options.dim));
-    }
-    unit[i] = Normalised(m.vector);
-    if (unit[i].empty()) {
-      return Error(errc::invalid_argument, "vector for " + m.id + " is zero or not finite");
-    }
+    if (auto st = CheckMetadata(m.id, m.metadata_json); !st) return st.error();
+    auto v = UnitVector(m.id, m.vector, d.options.dim);
+    if (!v) return v.error();
+    unit[i] = std::move(*v);
   }
   if (messages.empty()) return size_t{0};
   {
@@ -577,16 +582,9 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
   const std::string& model = model_name.empty() ? d.options.model_name : model_name;
   std::vector<std::vector<float>> unit(embeddings.size());
   for (size_t i = 0; i < embeddings.size(); ++i) {
-    if (embeddings[i].vector.size() != d.options.dim) {
-      return Error(errc::invalid_argument, "vector for " + embeddings[i].id + " has " +
-                                               std::to_string(embeddings[i].vector.size()) +
-                                               " dims, store has " + std::to_string(d.options.dim));
-    }
-    unit[i] = Normalised(embeddings[i].vector);
-    if (unit[i].empty()) {
-      return Error(errc::invalid_argument,
-                   "vector for " + embeddings[i].id + " is zero or not finite");
-    }
+    auto v = UnitVector(embeddings[i].id, embeddings[i].vector, d.options.dim);
+    if (!v) return v.error();
+    unit[i] = std::move(*v);
   }
   size_t applied = 0;
   {
