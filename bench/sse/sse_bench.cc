@@ -267,6 +267,7 @@ void PostMessages(const Options& o, const std::string& id_prefix, Load& load) {
         load.first_error =
             r ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error().ToString();
       ++load.rejected;
+      if (!r) break;  // the server is unreachable: stop rather than time out N times
     }
   }
   if (!client) load.first_error = client.error().ToString();
@@ -354,7 +355,9 @@ int Run(const Options& o) {
   uint64_t published = 0;
   Load load;
   std::thread load_thread;
-  if (subscribed > 0) {
+  if (subscribed < static_cast<size_t>(o.clients)) {
+    std::printf("not every client connected: no load is generated\n");
+  } else {
     if (o.inprocess) {
       WriteLine(child.cmd_fd, "go");
       const std::string line = ReadLine(child.reply_fd);
@@ -371,8 +374,9 @@ int Run(const Options& o) {
   const auto drain_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                  std::chrono::duration<double>(o.drain_s));
   auto all_in = [&] {
-    if (subscribed == 0) return true;
+    if (subscribed < static_cast<size_t>(o.clients)) return true;  // no load was generated
     if (o.inprocess) return fleet.received() >= published * subscribed;
+    if (load.accepted.load() == 0) return true;                    // nothing was accepted
     if (fleet.completions() < load.accepted.load()) return false;  // the pipeline is not done
     const uint64_t min_id = fleet.min_id(), max_id = fleet.max_id();
     return min_id <= max_id && fleet.received() >= (max_id - min_id + 1) * subscribed;
@@ -410,7 +414,8 @@ int Run(const Options& o) {
   for (const auto& r : fleet.results()) {
     if (!r.subscribed) {
       ++failed;
-      if (first_failure.empty()) first_failure = r.error;
+      if (first_failure.empty())
+        first_failure = r.error.empty() ? "no response head within --connect-timeout" : r.error;
       continue;
     }
     received += r.received;

@@ -52,7 +52,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help/--version exit 0; every usage error exits 2, like the commands'
+    // own argument checks (CLI11's own codes would differ per error kind).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return 0;
 }

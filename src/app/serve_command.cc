@@ -1,5 +1,7 @@
 #include "app/serve_command.h"
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -21,6 +23,18 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
+
+// Each SSE client and connection is a file descriptor: raise the soft limit
+// to the hard one (often 1024 -> 1M), so 1,000+ clients do not exhaust it.
+void RaiseFileLimit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  const rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    GetLogger("app")->debug("open file limit raised from {} to {}", before, rl.rlim_cur);
+  }
+}
 
 void InstallSignalHandlers() {
   struct sigaction sa {};
@@ -182,6 +196,7 @@ int ServeCommand::Run() {
   model::SentenceEncoder& encoder_ref = **enc;
   const std::string model_name = encoder_ref.info().model_name;
   InstallSignalHandlers();
+  RaiseFileLimit();
 
   Service svc;
   svc.hub = std::make_unique<server::SseHub>(

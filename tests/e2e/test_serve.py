@@ -359,3 +359,53 @@ def test_auth_token_guards_writes_only(serve):
     assert svc.get("/messages")[0] == 200
     status, cfg = svc.get("/config")
     assert "s3cret" not in cfg
+
+
+def test_cli_commands_talk_to_a_running_server(serve, run):
+    svc = serve()
+    env = {"EMBEDSTREAM_URL": f"http://127.0.0.1:{svc.port}"}
+
+    def cli(*args):
+        p = run(list(args), env_extra=env, timeout=60)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    rc, out, err = cli("messages", "create", "The cat sat on the mat", "--id", "c1",
+                       "--user-id", "u1", "--metadata", '{"lang": "en"}')
+    assert (rc, out.strip()) == (0, "c1"), err
+    rc, out, err = cli("messages", "create", "Gradient descent trains neural networks", "--json")
+    assert rc == 0, err
+    ml_id = json.loads(out)["id"]
+    wait_status(svc, lambda s: s["embedded"] == 2)
+
+    rc, out, err = cli("messages", "list", "--json")
+    assert rc == 0, err
+    assert {m["id"] for m in json.loads(out)["messages"]} == {"c1", ml_id}
+    rc, out, err = cli("messages", "get", "c1", "--json")
+    got = json.loads(out)
+    assert rc == 0 and got["status"] == "embedded"
+    assert got["metadata"] == {"lang": "en", "user_id": "u1"}
+    rc, out, err = cli("messages", "stats", "--json")
+    assert rc == 0 and json.loads(out)["status"]["embedded"] == 2, out
+
+    rc, out, err = cli("search", "machine learning", "--limit", "2", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["results"][0]["id"] == ml_id
+    rc, out, err = cli("search", "machine learning", "--filter", "metadata.lang=en", "--json")
+    assert [h["id"] for h in json.loads(out)["results"]] == ["c1"]
+    rc, out, err = cli("search", "machine learning")  # the human-readable table
+    assert rc == 0 and "RANK" in out and ml_id in out
+
+    # events: resume from the start of the stream, the whole lifecycle of c1.
+    rc, out, err = cli("events", "--user-id", "u1", "--last-event-id", "0", "--count", "6",
+                       "--timeout", "20", "--json")
+    assert rc == 0, err
+    types = [json.loads(line)["type"] for line in out.strip().split("\n")]
+    assert types == LIFECYCLE
+
+    # Errors: the server's 4xx -> exit 1 with its error; no server -> exit 2.
+    rc, out, err = cli("messages", "get", "no-such-id")
+    assert rc == 1 and "not_found" in err
+    rc, out, err = cli("messages", "create", "   ")
+    assert rc == 1 and "empty_text" in err
+    p = run(["messages", "list"], env_extra={"EMBEDSTREAM_URL": "http://127.0.0.1:1"})
+    assert p.returncode == 2 and b"cannot connect" in p.stderr
