@@ -2,18 +2,19 @@
 // size, search latency (one query at a time on one thread, like a search
 // request) and recall@k against the exact top-k, next to the store's own exact
 // scan measured in the same run. Target (issue 4): p99 <= 5 ms at 1M vectors
-// with recall@10 >= 0.95.
+// with recall@10 >= 0.95. See bench/search/README.md.
 //
 //   build/release/bench/bench_search [--sizes 100000,1000000] [--queries 1000]
 //       [--k 10] [--ef 64,128,200,300,500,800] [--threads N] [--m 16]
 //       [--ef-construction 200] [--exact-queries 20] [--near-cosine 0.8]
+//       [--data uniform|clustered] [--cluster-size 1000] [--cluster-cosine 0.7]
 //       [--cache-dir .cache/bench-search] [--no-cache]
 //
 // Data: uniformly random unit vectors (dim 384, fixed seed), the hardest case
-// for a graph index. Two query sets: random unit vectors, and near-duplicates
-// (cosine --near-cosine with a stored vector; the rest of their top-k is as
-// random as for the first set). Built indexes and ground truth are kept in
-// --cache-dir, so a second run loads the 1M index instead of rebuilding it.
+// for a graph index, or rows clustered around topic centres. Two query sets:
+// random unit vectors, and near-duplicates (cosine --near-cosine with a stored
+// row). Built indexes and ground truth are kept in --cache-dir, so a second
+// run loads the 1M index instead of rebuilding it.
 
 #include <time.h>
 

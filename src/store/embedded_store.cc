@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -188,7 +189,8 @@ struct EmbeddedStore::Impl {
   SqliteStmt embed_update, fail_update, pending_select, put_embedded;
   int64_t last_seq = 0;   // highest change_seq committed
   int64_t index_seq = 0;  // highest change_seq applied to the index
-  size_t changes_since_snapshot = 0;
+  // Written under write_mu; read by MaybeSnapshot after the writer lets go.
+  std::atomic<size_t> changes_since_snapshot{0};
   bool index_broken = false;  // an index update failed: stop snapshotting
 
   // Reader side.
