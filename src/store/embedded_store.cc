@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -283,6 +284,28 @@ struct EmbeddedStore::Impl {
     return applied;
   }
 
+  // Inserts the committed rows' vectors into the index, in parallel on every
+  // core (the encoder is idle meanwhile: this runs between its batches).
+  // Caller holds write_mu.
+  Status IndexRows(const std::vector<std::pair<int64_t, size_t>>& rows,
+                   const std::vector<std::vector<float>>& unit) {
+    if (rows.empty()) return Status::Ok();
+    std::vector<int64_t> labels;
+    std::vector<float> packed;
+    labels.reserve(rows.size());
+    packed.reserve(rows.size() * options.dim);
+    for (const auto& [row_id, i] : rows) {
+      labels.push_back(row_id);
+      packed.insert(packed.end(), unit[i].begin(), unit[i].end());
+    }
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (auto s = index->UpsertBatch(labels, packed.data(), threads); !s) {
+      index_broken = true;
+      return s;
+    }
+    return Status::Ok();
+  }
+
   Status MaybeSnapshot() {
     if (options.snapshot_every_changes == 0 ||
         changes_since_snapshot < options.snapshot_every_changes) {
@@ -546,12 +569,7 @@ Result<size_t> EmbeddedStore::PutEmbedded(std::span<const EmbeddedMessage> messa
       return s.error();
     }
     d.last_seq = seq;
-    for (const auto& [row_id, i] : rows) {
-      if (auto s = d.index->Upsert(row_id, unit[i].data()); !s) {
-        d.index_broken = true;
-        return s.error();
-      }
-    }
+    if (auto s = d.IndexRows(rows, unit); !s) return s.error();
     d.index_seq = seq;
     d.changes_since_snapshot += rows.size();
   }
@@ -622,12 +640,7 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
       return s.error();
     }
     d.last_seq = seq;
-    for (const auto& [row_id, i] : updated) {
-      if (auto s = d.index->Upsert(row_id, unit[i].data()); !s) {
-        d.index_broken = true;
-        return s.error();
-      }
-    }
+    if (auto s = d.IndexRows(updated, unit); !s) return s.error();
     d.index_seq = seq;
     d.changes_since_snapshot += updated.size();
     applied = updated.size();

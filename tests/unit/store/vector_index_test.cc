@@ -13,16 +13,6 @@
 
 #include "store/store_test_util.h"
 
-// hnswlib 0.6.2's addPoint draws each new element's level from one shared
-// std::default_random_engine without a lock (hnswalg.h getRandomLevel), so
-// UpsertBatch's parallel inserts race on that engine's state: upstream's own
-// parallel add (python add_items) does the same. The effect is only on which
-// random level an element gets; it is the one race TSan reports for this file.
-extern "C" const char* __tsan_default_suppressions();
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:hnswlib::HierarchicalNSW<float>::getRandomLevel\n";
-}
-
 namespace embedstream::store::internal {
 namespace {
 
