@@ -8,15 +8,8 @@
 #include <limits>
 #include <vector>
 
-// Clones for AVX-512 and AVX2 machines plus a baseline; the dynamic loader
-// picks one per function from the CPU it runs on (never from build flags).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define ES_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ES_MULTIVERSION
-#endif
+#include "core/multiversion.h"
+
 // Helpers are forced inline so each clone gets its own ISA's copy.
 #define ES_INLINE inline __attribute__((always_inline))
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import atexit
 import os
 import pathlib
-import random
 import signal
-import socket
 import subprocess
 import time
 from typing import Iterable, Optional, Sequence, Union
+
+from ports import stable_free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
@@ -41,30 +41,12 @@ class KafkaBrokerError(RuntimeError):
     """scripts/kafka.sh failed; the message carries its stderr (with the broker log tail)."""
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_pair() -> int:
-    """A port P with P and P+1 (the controller) free, below the ephemeral range so
-    that no outgoing connection grabs it while a test has the broker stopped."""
-    low = 32768
+    """A port P with P and P+1 (the controller) free (see ports.stable_free_port)."""
     try:
-        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    hi = max(low - 2, 12000)
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(500):
-        port = rng.randrange(10000, hi, 2)
-        if _port_free(port) and _port_free(port + 1):
-            return port
-    raise KafkaBrokerError("no free port pair found in 10000-%d" % hi)
+        return stable_free_port(2)
+    except RuntimeError as e:
+        raise KafkaBrokerError(str(e)) from e
 
 
 _live: "set[KafkaBroker]" = set()

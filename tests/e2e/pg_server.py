@@ -27,13 +27,13 @@ from __future__ import annotations
 import atexit
 import os
 import pathlib
-import random
-import socket
 import subprocess
 import tempfile
 import time
 from typing import Optional, Sequence, Union
 from urllib.parse import quote
+
+from ports import stable_free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PG_SH = REPO / "scripts" / "pg.sh"
@@ -46,30 +46,12 @@ class PgServerError(RuntimeError):
     """scripts/pg.sh or psql failed; the message carries stderr (with the server log tail)."""
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port() -> int:
-    """A free port below the ephemeral range, so that no outgoing connection takes
-    it while a test has the server stopped."""
-    low = 32768
+    """A free port below the ephemeral range (see ports.stable_free_port)."""
     try:
-        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    hi = max(low - 1, 12000)
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(500):
-        port = rng.randrange(10000, hi)
-        if _port_free(port):
-            return port
-    raise PgServerError("no free port found in 10000-%d" % hi)
+        return stable_free_port(1)
+    except RuntimeError as e:
+        raise PgServerError(str(e)) from e
 
 
 _live: "set[PgServer]" = set()

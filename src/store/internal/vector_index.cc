@@ -26,16 +26,7 @@
 #endif
 #include <hnswlib/hnswlib.h>
 
-// Clones for AVX-512 and AVX2 machines plus a baseline; the dynamic loader
-// picks one per function from the CPU it runs on (never from build flags).
-// hnswlib alone would pick SSE at compile time for a baseline x86-64 build.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define ES_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ES_MULTIVERSION
-#endif
+#include "core/multiversion.h"
 
 namespace embedstream::store::internal {
 namespace {
