@@ -264,6 +264,19 @@ struct EmbeddedStore::Impl {
     st->BindInt(1, after_seq);
     size_t applied = 0;
     const size_t bytes = options.dim * sizeof(float);
+    // Each row appears once (its current state), so the order across rows
+    // does not matter: embedded rows are inserted in parallel batches.
+    constexpr size_t kBatch = 4096;
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<int64_t> labels;
+    std::vector<float> vectors;
+    auto flush = [&]() -> Status {
+      if (labels.empty()) return Status::Ok();
+      auto s = index->UpsertBatch(labels, vectors.data(), threads);
+      labels.clear();
+      vectors.clear();
+      return s;
+    };
     for (;;) {
       auto row = st->Step();
       if (!row) return row.error();
@@ -272,15 +285,20 @@ struct EmbeddedStore::Impl {
       const auto blob = st->ColumnBlob(2);
       if (st->ColumnInt(1) == static_cast<int64_t>(MessageStatus::embedded) &&
           blob.size() == bytes) {
-        std::vector<float> v(options.dim);
-        std::memcpy(v.data(), blob.data(), bytes);
-        if (auto s = index->Upsert(row_id, v.data()); !s) return s.error();
+        labels.push_back(row_id);
+        const size_t at = vectors.size();
+        vectors.resize(at + options.dim);
+        std::memcpy(vectors.data() + at, blob.data(), bytes);
+        if (labels.size() == kBatch) {
+          if (auto s = flush(); !s) return s.error();
+        }
       } else {
         index->Remove(row_id);
       }
       index_seq = std::max(index_seq, st->ColumnInt(3));
       ++applied;
     }
+    if (auto s = flush(); !s) return s.error();
     return applied;
   }
 
