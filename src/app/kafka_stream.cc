@@ -76,7 +76,7 @@ KafkaStream::~KafkaStream() = default;
 
 void KafkaStream::SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub) {
   store_ = store;
-  hub_ = hub;
+  events_ = Lifecycle(hub);
 }
 
 Status KafkaStream::Start() {
@@ -194,6 +194,9 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
                                                       "/" + std::to_string(rec.offset)));
   }
   p.metadata_json = std::move(decoded.record->metadata_json);
+  p.user_id = UserIdOf(p.metadata_json);
+  p.event_key = rec.has_key && !rec.key.empty() ? rec.key : p.id;
+  events_.Received(p.id, p.user_id, p.event_key);
   p.input_source =
       decoded.record->source.empty() ? "kafka:" + rec.topic : std::move(decoded.record->source);
   p.input_timestamp = decoded.record->timestamp.value_or(
@@ -247,13 +250,18 @@ void KafkaStream::FlushBatch() {
   const size_t dim = encoder_.dim();
   std::vector<std::vector<int32_t>> seqs;
   seqs.reserve(batch_.size());
-  for (auto& p : batch_) seqs.push_back(std::move(p.token_ids));
+  for (auto& p : batch_) {
+    seqs.push_back(std::move(p.token_ids));
+    events_.Processing(p.id, p.user_id, p.event_key);
+    events_.Stage(1, p.id, p.user_id, p.event_key);
+  }
   vectors_.resize(batch_.size() * dim);
   const auto t0 = Clock::now();
   encoder_.EmbedTokens(seqs, vectors_.data());
   embed_latency_->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
   batch_size_->Observe(static_cast<double>(batch_.size()));
   batch_tokens_hist_->Observe(static_cast<double>(batch_tokens_));
+  for (const auto& p : batch_) events_.Stage(2, p.id, p.user_id, p.event_key);
   if (store_ != nullptr && !StoreBatch()) {
     // Stopping while the store is failing: produce nothing for this batch, so
     // its offsets are not committed and a restart consumes it again.
@@ -286,6 +294,12 @@ void KafkaStream::FlushBatch() {
     const uint64_t token = next_token_++;
     inflight_.emplace(token, std::move(f));
     Send(token);
+  }
+  // Stage 3 is the store when there is one (done above), else the hand-over
+  // to the producer; either way the record is now on its way out.
+  for (const auto& p : batch_) {
+    events_.Stage(3, p.id, p.user_id, p.event_key);
+    events_.Completed(p.id, p.user_id, p.event_key, model_name, dim);
   }
   stats_.embedded.fetch_add(batch_.size(), std::memory_order_relaxed);
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
@@ -321,16 +335,6 @@ bool KafkaStream::StoreBatch() {
                stored.error().ToString(), pause.count());
     stats_.paused = true;
     std::this_thread::sleep_for(pause);
-  }
-  if (hub_ != nullptr) {
-    const std::string data = R"({"model":")" + model_name + R"(","dim":)" + std::to_string(dim) +
-                             R"(,"source":"kafka"})";
-    for (const auto& p : batch_) {
-      hub_->Publish({.type = "message_completed",
-                     .message_id = p.id,
-                     .key = p.source.has_key ? p.source.key : p.id,
-                     .data_json = data});
-    }
   }
   return true;
 }

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "app/lifecycle.h"
 #include "app/serve_config.h"
 #include "core/metrics.h"
 #include "core/result.h"
@@ -57,9 +58,10 @@ class KafkaStream {
   KafkaStream(ServeConfig config, model::SentenceEncoder& encoder);
   ~KafkaStream();
 
-  // Also writes every embedded record into `store` (searchable through the
-  // HTTP API) before producing it, and publishes message_completed to `hub`
-  // (may be null). Call before Start; both must outlive the stream.
+  // Also writes every embedded record into `store` (may be null; searchable
+  // through the HTTP API) before producing it, and publishes each record's
+  // lifecycle events to `hub` (may be null). Call before Start; both must
+  // outlive the stream.
   void SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub);
   Status Start();                           // connects consumer and producer
   void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
@@ -74,6 +76,8 @@ class KafkaStream {
     std::string text;
     std::string input_source;
     std::string metadata_json;
+    std::string user_id;    // metadata.user_id, for /events?user_id=
+    std::string event_key;  // the record key, else the id, for /events?key=
     double input_timestamp = 0;
     std::vector<int32_t> token_ids;
   };
@@ -149,7 +153,7 @@ class KafkaStream {
   std::vector<sources::PartitionLag> lag_;  // guarded by lag_mu_
   std::vector<float> vectors_;
   store::EmbeddedStore* store_ = nullptr;
-  server::SseHub* hub_ = nullptr;
+  Lifecycle events_{nullptr};
   const std::atomic<bool>* stop_ = nullptr;  // Run's flag
 };
 

@@ -4,46 +4,20 @@
 #include <chrono>
 #include <cmath>
 
-#include <nlohmann/json.hpp>
-
 #include "core/clock.h"
-#include "core/json_writer.h"
 #include "core/logging.h"
 
 namespace embedstream::app {
 namespace {
 
-constexpr int kStages = 3;  // tokenize, embed, store
 constexpr auto kIdlePoll = std::chrono::seconds(1);
 constexpr auto kErrorPause = std::chrono::milliseconds(500);
-
-std::string StageJson(int stage, const char* name) {
-  JsonWriter w;
-  w.BeginObject()
-      .Key("stage")
-      .Int(stage)
-      .Key("stages")
-      .Int(kStages)
-      .Key("name")
-      .String(name)
-      .EndObject();
-  return w.Take();
-}
-
-// metadata.user_id when it is a string, for the /events?user_id= filter.
-std::string UserIdOf(const std::string& metadata_json) {
-  if (metadata_json.empty()) return {};
-  auto doc = nlohmann::json::parse(metadata_json, nullptr, false);
-  if (!doc.is_object()) return {};
-  auto it = doc.find("user_id");
-  return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 }  // namespace
 
 MessageService::MessageService(store::EmbeddedStore& store, model::SentenceEncoder& encoder,
                                server::SseHub* hub, MessageServiceOptions options)
-    : store_(store), encoder_(encoder), hub_(hub), options_(std::move(options)) {
+    : store_(store), encoder_(encoder), events_(hub), options_(std::move(options)) {
   auto& reg = MetricsRegistry::Global();
   latency_ = &reg.GetHistogram("embedstream_message_searchable_seconds",
                                "POST /messages committed to searchable (vector stored and indexed)",
@@ -109,16 +83,6 @@ bool MessageService::Submit(store::NewMessage message, std::string user_id, PutC
   return true;
 }
 
-void MessageService::Publish(const char* type, const std::string& id, const std::string& user_id,
-                             std::string data_json) {
-  if (hub_ == nullptr) return;
-  hub_->Publish({.type = type,
-                 .message_id = id,
-                 .user_id = user_id,
-                 .key = id,
-                 .data_json = std::move(data_json)});
-}
-
 void MessageService::WriterLoop() {
   auto log = GetLogger("ingest");
   std::vector<Put> batch;
@@ -157,7 +121,7 @@ void MessageService::WriterLoop() {
       if (o.requeued) stats_.requeued.fetch_add(1, std::memory_order_relaxed);
       if (o.created || o.requeued) {
         new_work = true;
-        Publish("message_received", batch[i].message.id, batch[i].user_id);
+        events_.Received(batch[i].message.id, batch[i].user_id, {});
       }
     }
     publish_lock.unlock();
@@ -215,17 +179,15 @@ bool MessageService::WorkOnce() {
   rows.resize(tokens.size());
   for (const auto& row : rows) {
     users.push_back(UserIdOf(row.metadata_json));
-    Publish("message_processing", row.id, users.back());
+    events_.Processing(row.id, users.back(), {});
   }
-  const std::string stage1 = StageJson(1, "tokenize");
-  for (size_t i = 0; i < rows.size(); ++i) Publish("stage_completed", rows[i].id, users[i], stage1);
+  for (size_t i = 0; i < rows.size(); ++i) events_.Stage(1, rows[i].id, users[i], {});
 
   // Stage 2: embed.
   const size_t dim = encoder_.dim();
   std::vector<float> vectors(rows.size() * dim);
   encoder_.EmbedTokens(tokens, vectors.data());
   stats_.worker_batches.fetch_add(1, std::memory_order_relaxed);
-  const std::string stage2 = StageJson(2, "embed");
   std::vector<store::Embedding> embeddings;
   std::vector<size_t> embedded_rows;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -236,11 +198,10 @@ bool MessageService::WorkOnce() {
         log->error("marking {} failed: {}", rows[i].id, st.error().ToString());
       }
       stats_.failed.fetch_add(1, std::memory_order_relaxed);
-      Publish("message_failed", rows[i].id, users[i],
-              R"({"error":"encoder produced a non-finite vector"})");
+      events_.Failed(rows[i].id, users[i], {}, "encoder produced a non-finite vector");
       continue;
     }
-    Publish("stage_completed", rows[i].id, users[i], stage2);
+    events_.Stage(2, rows[i].id, users[i], {});
     embeddings.push_back({rows[i].id, std::vector<float>(v, v + dim), rows[i].revision});
     embedded_rows.push_back(i);
   }
@@ -255,10 +216,6 @@ bool MessageService::WorkOnce() {
     return true;
   }
   const double now = UnixSeconds();
-  const std::string stage3 = StageJson(3, "store");
-  JsonWriter done_json;
-  done_json.BeginObject().Key("model").String(options_.model_name).Key("dim").Uint(dim).EndObject();
-  const std::string completed = done_json.Take();
   for (size_t i : embedded_rows) {
     const auto& row = rows[i];
     if (*stored != embeddings.size()) {
@@ -272,8 +229,8 @@ bool MessageService::WorkOnce() {
     }
     stats_.embedded.fetch_add(1, std::memory_order_relaxed);
     latency_->Observe(std::max(0.0, now - row.queued_at));
-    Publish("stage_completed", row.id, users[i], stage3);
-    Publish("message_completed", row.id, users[i], completed);
+    events_.Stage(3, row.id, users[i], {});
+    events_.Completed(row.id, users[i], {}, options_.model_name, dim);
   }
   return true;
 }

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/lifecycle.h"
 #include "core/metrics.h"
 #include "core/result.h"
 #include "model/sentence_encoder.h"
@@ -95,12 +96,10 @@ class MessageService {
   void WorkerLoop();
   // One worker round; false when nothing was pending.
   bool WorkOnce();
-  void Publish(const char* type, const std::string& id, const std::string& user_id,
-               std::string data_json = {});
 
   store::EmbeddedStore& store_;
   model::SentenceEncoder& encoder_;
-  server::SseHub* hub_;
+  Lifecycle events_;
   MessageServiceOptions options_;
   MessageServiceStats stats_;
   Histogram* latency_ = nullptr;  // queued -> searchable

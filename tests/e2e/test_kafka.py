@@ -2,6 +2,7 @@
 `embedstream serve` consumes text-messages, embeds, publishes seed 000
 `embeddings` records, sends bad records to the DLQ, and loses nothing across
 kill -9, a second instance leaving the group, and a broker outage."""
+import http.client
 import json
 import math
 import random
@@ -102,6 +103,26 @@ class Topics:
         return records
 
 
+def recent_events(port, seconds=3.0):
+    """The data of every event /events replays from its ring (Last-Event-ID 0)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds)
+    conn.request("GET", "/events?last_event_id=0")
+    resp = conn.getresponse()
+    out, deadline = [], time.time() + seconds
+    try:
+        while time.time() < deadline:
+            line = resp.readline().decode()
+            if not line:
+                break
+            if line.startswith("data:"):
+                out.append(json.loads(line[5:]))
+    except OSError:  # the read timeout ends the replay
+        pass
+    finally:
+        conn.close()
+    return out
+
+
 def serve_args(t, extra=()):
     return ["--kafka-brokers", t.broker.bootstrap, "--group", t.group, "--input-topic", t.input,
             "--output-topic", t.output, "--batch-max-wait-ms", "50", *extra]
@@ -134,6 +155,7 @@ def test_10k_mixed_messages_good_to_embeddings_bad_to_dlq(run, binary, model_dir
         # The embedded store is a second sink: every good record is searchable.
         planted = sorted(good)[0]
         search = svc.post("/embeddings/search", {"query": good[planted], "limit": 1})
+        replay = recent_events(svc.port)
     finally:
         assert svc.stop() == 0, svc.tail()
     by_id = {}
@@ -165,6 +187,16 @@ def test_10k_mixed_messages_good_to_embeddings_bad_to_dlq(run, binary, model_dir
     assert stats["dlq"] == n_bad and stats["produced"] >= len(good)
     assert stats["store"]["embedded"] == len(good) == stats["store"]["indexed"]
     assert search["results"][0]["text"] == good[planted]
+    # Kafka records have the same lifecycle on /events as HTTP messages (the
+    # ring holds the newest events; check every message it holds whole).
+    by_msg = {}
+    for e in replay:
+        if e.get("type") != "reset":
+            by_msg.setdefault(e["message_id"], []).append(e["type"])
+    whole = [t for t in by_msg.values() if t[0] == "message_received"]
+    assert len(whole) > 100, f"too few whole lifecycles in the replay: {len(whole)}"
+    assert all(t == ["message_received", "message_processing", "stage_completed",
+                     "stage_completed", "stage_completed", "message_completed"] for t in whole)
 
 
 def test_kill9_mid_stream_loses_nothing(run, binary, model_dir, kafka_broker, tmp_path):
