@@ -1,0 +1,101 @@
+#pragma once
+// PostgresSink: writes embeddings to PostgreSQL + pgvector in seed 001's
+// schema: `text_messages` (the write model: id, message) and
+// `message_embeddings` (the read model: id, embedding vector(dim), model_name,
+// metadata jsonb) with an HNSW cosine index. Connect() creates the extension,
+// tables and index when missing and refuses a table whose vector dimension is
+// not the model's. Upsert() writes a batch to both tables in one transaction
+// (COPY into a temp table, then INSERT ... SELECT ... ON CONFLICT DO UPDATE),
+// so a replay changes nothing. Ids that are UUIDs are kept; any other id maps
+// to UuidV5(EmbedstreamNamespace(), id) and is kept in metadata "source_id".
+//
+// One connection; not thread-safe: one thread calls everything (open one sink
+// per thread). A broken connection is reset once per call; when it stays down
+// calls return Error(unavailable) and may be retried.
+//
+// Example:
+//   auto opts = PostgresSinkOptions::FromEnv();
+//   opts.dim = 384;
+//   auto sink = PostgresSink::Connect(opts);
+//   if (!sink) return sink.error();
+//   auto n = (*sink)->Upsert(rows);
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace embedstream::sinks {
+
+struct PostgresSinkOptions {
+  std::string host = "127.0.0.1";
+  int port = 5433;
+  std::string dbname = "text_messages_db";
+  std::string user = "postgres";
+  std::string password = "postgres";
+  std::string text_table = "text_messages";
+  std::string embeddings_table = "message_embeddings";
+  size_t dim = 384;  // from the model
+  std::string model_name = "sentence-transformers/all-MiniLM-L6-v2";
+  int connect_timeout_s = 10;
+
+  // DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER,
+  // DATABASE_PASSWORD over the defaults above (seed 001's names). A port that
+  // is not a number keeps the default.
+  static PostgresSinkOptions FromEnv();
+};
+
+struct PgRow {
+  std::string id;             // a UUID, or any string (mapped to a UUIDv5)
+  std::string text;           // the message text
+  std::string metadata_json;  // a JSON object, or empty for none
+  std::vector<float> vector;  // options.dim floats
+};
+
+struct PgHit {
+  std::string id;         // the stored UUID
+  std::string source_id;  // the original id when it was not a UUID, else empty
+  std::string text;
+  std::string metadata_json;  // empty when NULL
+  float score = 0;            // cosine similarity, 1 - (embedding <=> query)
+};
+
+class PostgresSink {
+ public:
+  // Connects, creates extension `vector` and the schema when missing, checks
+  // the dimension. unavailable: server unreachable or refusing; invalid_argument:
+  // the existing table has another dimension (the message names both).
+  static Result<std::unique_ptr<PostgresSink>> Connect(const PostgresSinkOptions& options);
+  ~PostgresSink();
+  PostgresSink(const PostgresSink&) = delete;
+  PostgresSink& operator=(const PostgresSink&) = delete;
+
+  // Upserts rows into both tables in one transaction (all or nothing; within
+  // a batch the last row for an id wins). Returns the number of table rows
+  // inserted or changed (0 for a replay of stored rows). unavailable:
+  // connection down (retry); invalid_argument: a row the server or the sink
+  // refuses (wrong dimension, NaN, bad JSON, NUL byte).
+  Result<size_t> Upsert(std::span<const PgRow> rows);
+
+  // The k rows nearest to q by cosine distance (HNSW), nearest first.
+  Result<std::vector<PgHit>> Search(const std::vector<float>& q, size_t k);
+
+  // The server process id of the current connection (tests, logs).
+  int backend_pid() const;
+  const PostgresSinkOptions& options() const { return options_; }
+
+  // The UUID stored for a message id: itself when it is a UUID (lower case),
+  // else UuidV5(EmbedstreamNamespace(), id).
+  static std::string StoredId(const std::string& id, bool* is_uuid = nullptr);
+
+ private:
+  explicit PostgresSink(PostgresSinkOptions options);
+  struct Impl;
+  PostgresSinkOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace embedstream::sinks
