@@ -41,8 +41,7 @@ void KafkaStream::RegisterMetrics() {
                                          "Tokens per encoder batch", ExponentialBuckets(16, 2, 12));
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
-      AppendMetricHeader(out, name, help, "counter");
-      AppendSample(out, name, {}, static_cast<double>(v));
+      AppendScalarMetric(out, name, help, "counter", static_cast<double>(v));
     };
     counter("embedstream_records_consumed_total", "Records consumed from Kafka",
             stats_.consumed.load());
@@ -54,20 +53,18 @@ void KafkaStream::RegisterMetrics() {
     counter("embedstream_delivery_errors_total", "Failed deliveries (each retried)",
             stats_.errors.load());
     counter("embedstream_batches_total", "Encoder batches", stats_.batches.load());
-    out +=
-        "# HELP embedstream_inflight_records Records consumed and not yet acknowledged\n"
-        "# TYPE embedstream_inflight_records gauge\nembedstream_inflight_records " +
-        std::to_string(stats_.inflight.load()) + "\n";
-    out +=
-        "# HELP embedstream_intake_paused 1 while intake is paused for backpressure\n"
-        "# TYPE embedstream_intake_paused gauge\nembedstream_intake_paused " +
-        std::string(stats_.paused.load() ? "1" : "0") + "\n";
-    out +=
-        "# HELP embedstream_consumer_lag Records behind the high watermark\n"
-        "# TYPE embedstream_consumer_lag gauge\n";
+    AppendScalarMetric(out, "embedstream_inflight_records",
+                       "Records consumed and not yet acknowledged", "gauge",
+                       static_cast<double>(stats_.inflight.load()));
+    AppendScalarMetric(out, "embedstream_intake_paused",
+                       "1 while intake is paused for backpressure", "gauge",
+                       stats_.paused.load() ? 1.0 : 0.0);
+    AppendMetricHeader(out, "embedstream_consumer_lag", "Records behind the high watermark",
+                       "gauge");
     for (const auto& l : Lag()) {
-      out += "embedstream_consumer_lag{topic=\"" + l.topic + "\",partition=\"" +
-             std::to_string(l.partition) + "\"} " + std::to_string(l.lag) + "\n";
+      AppendSample(out, "embedstream_consumer_lag",
+                   {{"topic", l.topic}, {"partition", std::to_string(l.partition)}},
+                   static_cast<double>(l.lag));
     }
   });
 }

@@ -27,8 +27,7 @@ MessageService::MessageService(store::EmbeddedStore& store, model::SentenceEncod
                                    ExponentialBuckets(1, 2, 12));
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
-      AppendMetricHeader(out, name, help, "counter");
-      AppendSample(out, name, {}, static_cast<double>(v));
+      AppendScalarMetric(out, name, help, "counter", static_cast<double>(v));
     };
     counter("embedstream_messages_received_total", "Messages committed by POST /messages",
             stats_.received.load());

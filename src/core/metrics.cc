@@ -321,4 +321,10 @@ void AppendEscapedLabelValue(std::string& out, std::string_view value) {
   }
 }
 
+void AppendScalarMetric(std::string& out, std::string_view name, std::string_view help,
+                        std::string_view type, double value) {
+  AppendMetricHeader(out, name, help, type);
+  AppendSample(out, name, {}, value);
+}
+
 }  // namespace embedstream

@@ -139,6 +139,9 @@ void AppendMetricHeader(std::string& out, std::string_view name, std::string_vie
 // "name{k="v",...} value\n": label values escaped, value in the shortest
 // round-trip form, +Inf / -Inf / NaN spelled as Prometheus expects.
 void AppendSample(std::string& out, std::string_view name, const Labels& labels, double value);
+// One unlabelled series with its header: "# HELP/# TYPE" then "name value".
+void AppendScalarMetric(std::string& out, std::string_view name, std::string_view help,
+                        std::string_view type, double value);
 // Label value escaping: backslash, double quote and newline.
 void AppendEscapedLabelValue(std::string& out, std::string_view value);
 
