@@ -59,3 +59,17 @@ jobs_count() {
   n="$(nproc 2>/dev/null || echo 2)"
   echo "${EMBEDSTREAM_JOBS:-$n}"
 }
+
+# Arguments of a service script's `logs [-n N] [-f|--follow]`: sets LOGS_N
+# (default 40) and LOGS_FOLLOW (0 or 1); anything else is an error.
+# shellcheck disable=SC2034  # read by the sourcing script
+parse_logs_args() {
+  LOGS_N=40 LOGS_FOLLOW=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -n) [[ $# -ge 2 ]] || die "-n needs a value"; LOGS_N="$2"; shift 2 ;;
+      -f|--follow) LOGS_FOLLOW=1; shift ;;
+      *) die "logs: unknown argument '$1'" ;;
+    esac
+  done
+}

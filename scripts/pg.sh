@@ -536,16 +536,9 @@ cmd_env() {
 }
 
 cmd_logs() {
-  local n=40 follow=0
   parse_common "$@"
-  set -- "${ARGS[@]+"${ARGS[@]}"}"
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      -n) [[ $# -ge 2 ]] || die "-n needs a value"; n="$2"; shift 2 ;;
-      -f|--follow) follow=1; shift ;;
-      *) die "logs: unknown argument '$1'" ;;
-    esac
-  done
+  parse_logs_args "${ARGS[@]+"${ARGS[@]}"}"
+  local n="$LOGS_N" follow="$LOGS_FOLLOW"
   [[ -f "$LOGFILE" ]] || die "no log file $LOGFILE"
   if [[ $follow -eq 1 ]]; then
     exec tail -n "$n" -F "$LOGFILE"
