@@ -136,7 +136,6 @@ void MessageService::WriterLoop() {
 }
 
 void MessageService::WorkerLoop() {
-  auto log = GetLogger("worker");
   for (;;) {
     {
       std::lock_guard lock(work_mu_);
