@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "pg/connection.h"
 
 namespace embedstream::sinks {
 
@@ -46,6 +47,7 @@ struct PostgresSinkOptions {
   // DATABASE_PASSWORD over the defaults above (seed 001's names). A port that
   // is not a number keeps the default.
   static PostgresSinkOptions FromEnv();
+  pg::ConnectionOptions Connection() const;
 };
 
 struct PgRow {
@@ -79,9 +81,19 @@ class PostgresSink {
   // connection down (retry); invalid_argument: a row the server or the sink
   // refuses (wrong dimension, NaN, bad JSON, NUL byte).
   Result<size_t> Upsert(std::span<const PgRow> rows);
+  // Upserts id, text and metadata into the text table only (vectors are
+  // ignored); a changed text makes the row pending for the CQRS source.
+  Result<size_t> UpsertText(std::span<const PgRow> rows);
 
   // The k rows nearest to q by cosine distance (HNSW), nearest first.
-  Result<std::vector<PgHit>> Search(const std::vector<float>& q, size_t k);
+  // `metadata_filter`: a JSON object the row's metadata must contain
+  // (jsonb @>), or empty for none.
+  Result<std::vector<PgHit>> Search(const std::vector<float>& q, size_t k,
+                                    const std::string& metadata_filter = {});
+
+  // invalid_argument when the sink would refuse the row (wrong dimension when
+  // `with_vector`, NaN, empty id, NUL byte), so a caller can isolate it.
+  static Status CheckRow(const PgRow& row, size_t dim, bool with_vector);
 
   // The server process id of the current connection (tests, logs).
   int backend_pid() const;

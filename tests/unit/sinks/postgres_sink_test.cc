@@ -129,13 +129,13 @@ TEST_F(PostgresSinkTest, CreatesSchemaOnEmptyDatabase) {
                          "ordinal_position) FROM information_schema.columns WHERE table_name = "
                          "'text_messages'"),
             "id:uuid,message:text,created_at:timestamp with time zone,processed_at:timestamp "
-            "with time zone");
+            "with time zone,metadata:jsonb");
   EXPECT_EQ(admin_.Value("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                          "attrelid = 'message_embeddings'::regclass AND attname = 'embedding'"),
             "vector(384)");
   EXPECT_EQ(admin_.Value("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
                          "information_schema.columns WHERE table_name = 'message_embeddings'"),
-            "id,embedding,model_name,metadata,created_at");
+            "id,embedding,model_name,metadata,created_at,text_md5");
   const std::string hnsw_count =
       "SELECT count(*) FROM pg_indexes WHERE tablename = 'message_embeddings' AND indexdef "
       "LIKE '%USING hnsw (embedding vector_cosine_ops)%'";
@@ -174,12 +174,16 @@ TEST_F(PostgresSinkTest, BatchedUpsertIsIdempotentAndUpdatesChangedText) {
   EXPECT_EQ(admin_.Value("SELECT count(*) FROM pgst_upsert_embeddings"), "1000");
   EXPECT_EQ(admin_.Value(versions), before);
 
-  // Changed text updates text_messages only.
+  // Changed text: the text rows and the embedding rows' text_md5 (the
+  // embedding row records which text it embeds) change; nothing else.
   std::vector<PgRow> changed(rows.begin(), rows.begin() + 10);
   for (auto& r : changed) r.text += " (edited)";
   auto n = sink->Upsert(changed);
   ASSERT_TRUE(n.ok()) << n.error().ToString();
-  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(*n, 20u);
+  EXPECT_EQ(admin_.Value("SELECT count(*) FROM pgst_upsert_messages m JOIN pgst_upsert_embeddings "
+                         "e USING (id) WHERE e.text_md5 = md5(m.message)"),
+            "1000");
   EXPECT_EQ(admin_.Value("SELECT message FROM pgst_upsert_messages WHERE id = $1",
                          {PostgresSink::StoredId("msg-3")}),
             "message 3 (edited)");

@@ -1,0 +1,66 @@
+#pragma once
+// The PostgreSQL schema embedstream reads and writes (seed 001's CQRS pair):
+//
+//   <text_table>        the write model: id, text, created_at, processed_at,
+//                       metadata jsonb (seed 001's text_messages; the column
+//                       names are options, the table may be the user's own)
+//   <embeddings_table>  the read model: id (same type as the text id, primary
+//                       key, references the text row, ON DELETE CASCADE),
+//                       embedding vector(dim), model_name, metadata jsonb,
+//                       created_at, text_md5 (md5 of the text embedded)
+//
+// plus an HNSW cosine index. A text row is *pending* when it has no
+// embedding row or text_md5 differs from md5 of its current text; the CQRS
+// source embeds pending rows (sources/postgres_source). EnsureSchema creates
+// what is missing under an advisory lock (several processes may start at
+// once) and refuses an embedding column of another dimension.
+
+#include <string>
+
+#include "core/result.h"
+#include "pg/connection.h"
+
+namespace embedstream::pg {
+
+struct SchemaOptions {
+  std::string text_table = "text_messages";
+  std::string id_column = "id";
+  std::string text_column = "message";
+  std::string embeddings_table = "message_embeddings";
+  size_t dim = 384;  // from the model
+  std::string model_name;
+  // Add `metadata jsonb` to an existing text table that lacks it (the sink
+  // stores record metadata there). The source only reads it when present.
+  bool add_metadata_column = false;
+};
+
+// What EnsureSchema found: quoted identifiers for SQL, and the text table's
+// optional columns.
+struct Schema {
+  std::string text_table;        // quoted
+  std::string embeddings_table;  // quoted
+  std::string id_column;         // quoted
+  std::string text_column;       // quoted
+  std::string id_type;           // SQL type of the text id, e.g. "uuid"
+  bool has_metadata = false;     // the text table has `metadata jsonb`
+  bool has_created_at = false;   // the text table has `created_at`
+  std::string channel;           // NOTIFY channel of the text table (unquoted)
+};
+
+// Creates the extension, tables, columns and index when missing; checks the
+// dimension. unavailable: server down; invalid_argument: another dimension,
+// a missing text column, or an embedding column that is not a vector.
+Result<Schema> EnsureSchema(Connection& conn, const SchemaOptions& options);
+
+// `embedstream pg install`: a statement trigger on the text table that sends
+// NOTIFY <schema.channel> after INSERT or UPDATE OF the text column, so the
+// source wakes at once instead of at its next poll. Idempotent.
+Status InstallNotifyTrigger(Connection& conn, const Schema& schema);
+
+// Whether that trigger is installed on the text table.
+Result<bool> HasNotifyTrigger(Connection& conn, const SchemaOptions& options);
+
+// The NOTIFY channel of a text table: "embedstream." + table, at most 63 bytes.
+std::string NotifyChannel(const std::string& text_table);
+
+}  // namespace embedstream::pg
