@@ -428,6 +428,8 @@ std::string ApiRoutes::StatusJson() {
     w.Key("error").String(counts.error().ToString());
   }
   w.Key("indexed").Uint(store_.indexed_count()).Key("model").String(options_.model_name);
+  w.Key("search_backend").String(options_.search_backend_name);
+  for (const auto& [name, json] : options_.extra_status) w.Key(name).Raw(json());
   w.EndObject();
   return w.Take();
 }
@@ -458,7 +460,9 @@ HttpResponse ApiRoutes::RunSearch(const SearchRequest& request) {
     const std::string_view text = request.query;
     encoder_.Embed(std::span<const std::string_view>(&text, 1), q.data());
   }
-  auto hits = store_.Search(q, request.limit, request.filter);
+  auto hits = options_.search_backend
+                  ? options_.search_backend(q, request.limit, request.filter)
+                  : store_.Search(q, request.limit, request.filter);
   if (!hits) {
     if (hits.error().code == errc::invalid_argument) {
       return JsonError(400, "invalid_filter", hits.error().message);

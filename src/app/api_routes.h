@@ -60,10 +60,20 @@ std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, 
 // One message as the API's JSON object.
 std::string MessageJson(const store::Message& m);
 
+// A search over another vector store (search.backend postgres): the k
+// nearest to q passing `filter`, nearest first. Called on the search thread
+// only. invalid_argument answers 400 invalid_filter, other errors 503.
+using SearchBackend = std::function<Result<std::vector<store::SearchHit>>(
+    const std::vector<float>& q, size_t k, const store::Filter& filter)>;
+
 struct ApiOptions {
   std::string model_name;
   std::string auth_token;  // empty: writes need no token
   size_t max_search_queue = 256;
+  SearchBackend search_backend;  // empty: the embedded store
+  std::string search_backend_name = "embedded";
+  // Extra members of GET /status: name -> a function giving a JSON value.
+  std::vector<std::pair<std::string, std::function<std::string()>>> extra_status;
 };
 
 class ApiRoutes {

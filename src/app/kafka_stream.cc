@@ -76,6 +76,11 @@ void KafkaStream::SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub)
   events_ = Lifecycle(hub);
 }
 
+void KafkaStream::SetPostgresSink(sinks::PostgresSink* sink, bool text_mode) {
+  postgres_ = sink;
+  postgres_text_mode_ = sink != nullptr && text_mode;
+}
+
 Status KafkaStream::Start() {
   sources::KafkaConsumerOptions co;
   co.bootstrap_servers = config_.kafka.bootstrap_servers;
@@ -198,7 +203,12 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
       decoded.record->source.empty() ? "kafka:" + rec.topic : std::move(decoded.record->source);
   p.input_timestamp = decoded.record->timestamp.value_or(
       rec.timestamp_ms >= 0 ? static_cast<double>(rec.timestamp_ms) / 1000.0 : UnixSeconds());
-  p.token_ids = encoder_.Tokenize(p.text);
+  // Text mode embeds nothing here: batch by an estimate of the tokens.
+  if (postgres_text_mode_) {
+    p.token_ids.resize(std::max<size_t>(1, p.text.size() / 4));
+  } else {
+    p.token_ids = encoder_.Tokenize(p.text);
+  }
   // Arrival: the record's timestamp when it is plausible (not in the future,
   // not older than a minute: clock skew or a backlog), else now.
   auto arrival = Clock::now();
@@ -244,6 +254,10 @@ void KafkaStream::SendDeadLetter(sources::ConsumedRecord&& rec, const std::strin
 
 void KafkaStream::FlushBatch() {
   if (batch_.empty()) return;
+  if (postgres_text_mode_) {
+    FlushTextBatch();
+    return;
+  }
   const size_t dim = encoder_.dim();
   std::vector<std::vector<int32_t>> seqs;
   seqs.reserve(batch_.size());
@@ -266,10 +280,26 @@ void KafkaStream::FlushBatch() {
     batch_tokens_ = 0;
     return;
   }
+  std::vector<std::pair<size_t, std::string>> rejected;
+  if (postgres_ != nullptr && !PostgresBatch(true, rejected)) {
+    batch_.clear();  // as above
+    batch_tokens_ = 0;
+    return;
+  }
+  size_t next_rejected = 0;
   const double now = UnixSeconds();
   const std::string& model_name = encoder_.info().model_name;
   for (size_t i = 0; i < batch_.size(); ++i) {
     Pending& p = batch_[i];
+    if (next_rejected < rejected.size() && rejected[next_rejected].first == i) {
+      events_.Failed(p.id, p.user_id, p.event_key, rejected[next_rejected].second);
+      SendDeadLetter(std::move(p.source), "sink_rejected", "postgres",
+                     rejected[next_rejected].second);
+      ++next_rejected;
+      p.id.clear();  // no completion events below
+      continue;
+    }
+    if (postgres_ != nullptr) stats_.postgres_rows.fetch_add(1, std::memory_order_relaxed);
     InFlight f;
     f.source_topic = p.source.topic;
     f.source_partition = p.source.partition;
@@ -295,6 +325,7 @@ void KafkaStream::FlushBatch() {
   // Stage 3 is the store when there is one (done above), else the hand-over
   // to the producer; either way the record is now on its way out.
   for (const auto& p : batch_) {
+    if (p.id.empty()) continue;  // went to the DLQ
     events_.Stage(3, p.id, p.user_id, p.event_key);
     events_.Completed(p.id, p.user_id, p.event_key, model_name, dim);
   }
@@ -305,8 +336,29 @@ void KafkaStream::FlushBatch() {
   batch_tokens_ = 0;
 }
 
-bool KafkaStream::StoreBatch() {
+bool KafkaStream::RetryWrite(const char* sink, const std::function<Status()>& write) {
   auto log = GetLogger("stream");
+  pipeline::Backoff backoff({std::chrono::milliseconds(config_.retry_base_ms),
+                             std::chrono::milliseconds(config_.retry_max_ms)});
+  for (int attempt = 1;; ++attempt) {
+    Status st = write();
+    if (st.ok()) break;
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (stop_ != nullptr && stop_->load()) {
+      log->error("{} sink failed while stopping ({}); the batch will be consumed again", sink,
+                 st.error().ToString());
+      return false;
+    }
+    const auto pause = backoff.Next();
+    log->error("{} sink failed (attempt {}): {}; intake paused, retrying in {} ms", sink, attempt,
+               st.error().ToString(), pause.count());
+    stats_.paused = true;
+    std::this_thread::sleep_for(pause);
+  }
+  return true;
+}
+
+bool KafkaStream::StoreBatch() {
   const size_t dim = encoder_.dim();
   const std::string& model_name = encoder_.info().model_name;
   std::vector<store::EmbeddedMessage> rows;
@@ -316,24 +368,66 @@ bool KafkaStream::StoreBatch() {
     rows.push_back(
         {batch_[i].id, batch_[i].text, batch_[i].metadata_json, std::vector<float>(v, v + dim)});
   }
-  pipeline::Backoff backoff({std::chrono::milliseconds(config_.retry_base_ms),
-                             std::chrono::milliseconds(config_.retry_max_ms)});
-  for (int attempt = 1;; ++attempt) {
+  return RetryWrite("store", [&]() -> Status {
     auto stored = store_->PutEmbedded(rows, model_name);
-    if (stored) break;
-    stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    if (stop_ != nullptr && stop_->load()) {
-      log->error("store sink failed while stopping ({}); the batch will be consumed again",
-                 stored.error().ToString());
-      return false;
-    }
-    const auto pause = backoff.Next();
-    log->error("store sink failed (attempt {}): {}; intake paused, retrying in {} ms", attempt,
-               stored.error().ToString(), pause.count());
-    stats_.paused = true;
-    std::this_thread::sleep_for(pause);
+    if (!stored) return stored.error();
+    return {};
+  });
+}
+
+bool KafkaStream::PostgresBatch(bool with_vectors,
+                                std::vector<std::pair<size_t, std::string>>& rejected) {
+  const size_t dim = encoder_.dim();
+  std::vector<sinks::PgRow> rows;
+  rows.reserve(batch_.size());
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    sinks::PgRow row{batch_[i].id, batch_[i].text, batch_[i].metadata_json, {}};
+    if (with_vectors) row.vector.assign(vectors_.data() + i * dim, vectors_.data() + (i + 1) * dim);
+    rows.push_back(std::move(row));
   }
-  return true;
+  auto upsert = [&](std::span<const sinks::PgRow> part) {
+    return with_vectors ? postgres_->Upsert(part) : postgres_->UpsertText(part);
+  };
+  return RetryWrite("postgres", [&]() -> Status {
+    rejected.clear();
+    auto n = upsert(rows);
+    if (n.ok()) return {};
+    if (n.error().code != errc::invalid_argument) return n.error();
+    // Refused: find the rows it refuses, one by one; write the others.
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto one = upsert(std::span(rows).subspan(i, 1));
+      if (one.ok()) continue;
+      if (one.error().code != errc::invalid_argument) return one.error();
+      rejected.emplace_back(i, one.error().message);
+    }
+    return {};
+  });
+}
+
+void KafkaStream::FlushTextBatch() {
+  std::vector<std::pair<size_t, std::string>> rejected;
+  if (!PostgresBatch(false, rejected)) {
+    batch_.clear();  // stopping: not acked, consumed again after a restart
+    batch_tokens_ = 0;
+    return;
+  }
+  size_t next_rejected = 0;
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    Pending& p = batch_[i];
+    if (next_rejected < rejected.size() && rejected[next_rejected].first == i) {
+      events_.Failed(p.id, p.user_id, p.event_key, rejected[next_rejected].second);
+      SendDeadLetter(std::move(p.source), "sink_rejected", "postgres",
+                     rejected[next_rejected].second);
+      ++next_rejected;
+      continue;
+    }
+    stats_.postgres_rows.fetch_add(1, std::memory_order_relaxed);
+    tracker_.Ack(p.source.topic, p.source.partition, p.source.offset);
+  }
+  stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  stats_.batch_records.fetch_add(batch_.size(), std::memory_order_relaxed);
+  batch_.clear();
+  batch_tokens_ = 0;
 }
 
 void KafkaStream::Send(uint64_t token) {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,7 @@
 #include "pipeline/offset_tracker.h"
 #include "server/sse_hub.h"
 #include "sinks/kafka_producer.h"
+#include "sinks/postgres_sink.h"
 #include "sources/kafka_consumer.h"
 #include "store/embedded_store.h"
 
@@ -48,6 +50,7 @@ struct StreamStats {
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> batch_records{0};
   std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> postgres_rows{0};  // rows committed in PostgreSQL
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> paused{false};
   std::atomic<bool> running{false};
@@ -63,6 +66,13 @@ class KafkaStream {
   // lifecycle events to `hub` (may be null). Call before Start; both must
   // outlive the stream.
   void SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub);
+  // Also writes into PostgreSQL (may be null; must outlive the stream; call
+  // before Start). Embeddings mode: text + vector rows before producing. Text
+  // mode (seed 001's text writer): only text rows, nothing is embedded or
+  // produced here (sources.postgres embeds them); offsets are committed once
+  // the rows are committed in PostgreSQL. A down database pauses intake and is
+  // retried; a row PostgreSQL refuses goes to the DLQ (reason sink_rejected).
+  void SetPostgresSink(sinks::PostgresSink* sink, bool text_mode);
   Status Start();                           // connects consumer and producer
   void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
   const StreamStats& stats() const { return stats_; }
@@ -106,6 +116,16 @@ class KafkaStream {
   // Writes the batch in hand (vectors_) into the store sink, retrying with
   // backoff; false when stopping before it succeeded.
   bool StoreBatch();
+  // Writes the batch in hand into PostgreSQL, retrying while it fails; a
+  // batch it refuses is written row by row and the indexes of the rows it
+  // refuses land in `rejected` (with their reasons). false when stopping
+  // before it succeeded.
+  bool PostgresBatch(bool with_vectors, std::vector<std::pair<size_t, std::string>>& rejected);
+  // Retries `write` with backoff (intake paused) until it succeeds; false when
+  // stopping first.
+  bool RetryWrite(const char* sink, const std::function<Status()>& write);
+  // Text mode: the batch in hand into the text table, then its offsets acked.
+  void FlushTextBatch();
   void Send(uint64_t token);
   void Reject(std::map<uint64_t, InFlight>::iterator it, const std::string& why);
   void OnDelivery(const sinks::DeliveryReport& report);
@@ -153,6 +173,8 @@ class KafkaStream {
   std::vector<sources::PartitionLag> lag_;  // guarded by lag_mu_
   std::vector<float> vectors_;
   store::EmbeddedStore* store_ = nullptr;
+  sinks::PostgresSink* postgres_ = nullptr;
+  bool postgres_text_mode_ = false;
   Lifecycle events_{nullptr};
   const std::atomic<bool>* stop_ = nullptr;  // Run's flag
 };

@@ -10,6 +10,7 @@
 #include "app/embed_command.h"
 #include "app/kafka_cli_commands.h"
 #include "app/model_command.h"
+#include "app/pg_command.h"
 #include "app/serve_command.h"
 #include "core/logging.h"
 
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
   search.Register(app);
   embedstream::app::EventsCommand events;
   events.Register(app);
+  embedstream::app::PgCommand pg;
+  pg.Register(app);
 
   try {
     app.parse(argc, argv);

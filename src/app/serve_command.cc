@@ -10,6 +10,7 @@
 #include "app/dashboard.h"
 #include "app/kafka_stream.h"
 #include "app/message_service.h"
+#include "app/postgres_service.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -59,6 +60,8 @@ std::string StatsJson(const StreamStats& s, const std::vector<sources::Partition
       .Uint(s.produced.load())
       .Key("dlq")
       .Uint(s.dlq.load())
+      .Key("postgres_rows")
+      .Uint(s.postgres_rows.load())
       .Key("errors")
       .Uint(s.errors.load())
       .Key("batches")
@@ -117,6 +120,16 @@ void ServeCommand::Register(CLI::App& parent) {
                   "Bearer token required on write routes [env: EMBEDSTREAM_AUTH_TOKEN]");
   cmd->add_flag("--no-store", flags.no_store,
                 "Kafka only: no embedded store, no HTTP ingest or search");
+  cmd->add_option("--pg-sink", flags.pg_sink,
+                  "Write Kafka records into PostgreSQL: off, embeddings (text + vectors) or text "
+                  "(text rows only, for --pg-source) [off]");
+  cmd->add_flag("--pg-source", flags.pg_source,
+                "Embed the pending rows of the PostgreSQL text table (CQRS; connection from "
+                "DATABASE_* / postgres:)");
+  cmd->add_option("--pg-poll-ms", flags.pg_poll_ms,
+                  "Poll interval of the PostgreSQL source when no NOTIFY arrives [5000]");
+  cmd->add_option("--search-backend", flags.search_backend,
+                  "Where POST /embeddings/search looks: embedded or postgres [embedded]");
   cmd->add_flag("--print-config", print_config, "Print the effective configuration and exit");
   cmd->footer(
       "Precedence: config file < environment < flags. Without Kafka brokers, serve runs the "
@@ -134,6 +147,8 @@ struct Service {
   std::unique_ptr<store::EmbeddedStore> store;
   std::unique_ptr<MessageService> messages;
   std::unique_ptr<ApiRoutes> api;
+  std::unique_ptr<PostgresService> postgres;
+  std::unique_ptr<sinks::PostgresSink> postgres_sink;  // the Kafka pipeline's
   std::unique_ptr<KafkaStream> kafka;
   std::unique_ptr<server::HttpServer> http;
 };
@@ -202,6 +217,15 @@ int ServeCommand::Run() {
   svc.hub = std::make_unique<server::SseHub>(
       server::SseHubOptions{.ring_capacity = config->sse_ring,
                             .heartbeat = std::chrono::milliseconds(config->sse_heartbeat_ms)});
+  const PostgresSettings& pg = config->postgres;
+  if (pg.source_enabled || config->search_backend == "postgres") {
+    auto opened = PostgresService::Open(*config, encoder_ref);
+    if (!opened) {
+      log->error("{}", opened.error().ToString());
+      return 2;
+    }
+    svc.postgres = std::move(*opened);
+  }
   if (config->store_enabled) {
     store::StoreOptions so;
     so.dir = config->store_dir;
@@ -220,13 +244,34 @@ int ServeCommand::Run() {
     mo.worker_batch_tokens = config->batch_max_tokens;
     svc.messages =
         std::make_unique<MessageService>(*svc.store, encoder_ref, svc.hub.get(), std::move(mo));
-    svc.api = std::make_unique<ApiRoutes>(
-        *svc.store, svc.messages.get(), encoder_ref,
-        ApiOptions{.model_name = model_name, .auth_token = config->auth_token});
+    ApiOptions ao;
+    ao.model_name = model_name;
+    ao.auth_token = config->auth_token;
+    if (svc.postgres) {
+      ao.search_backend = svc.postgres->search_backend();
+      if (ao.search_backend) ao.search_backend_name = "postgres";
+      if (svc.postgres->has_source()) {
+        PostgresService* p = svc.postgres.get();
+        ao.extra_status.emplace_back("postgres", [p] { return p->SourceStatsJson(); });
+      }
+    }
+    svc.api = std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref,
+                                          std::move(ao));
   }
   if (config->kafka.enabled()) {
     svc.kafka = std::make_unique<KafkaStream>(*config, encoder_ref);
-    svc.kafka->SetStoreSink(svc.store.get(), svc.hub.get());
+    const bool text_mode = pg.sink_mode == "text";
+    // Text mode embeds nothing on this path, so there is nothing for the store.
+    svc.kafka->SetStoreSink(text_mode ? nullptr : svc.store.get(), svc.hub.get());
+    if (pg.sink_mode != "off") {
+      auto sink = OpenPostgresSink(*config, encoder_ref);
+      if (!sink) {
+        log->error("{}", sink.error().ToString());
+        return 2;
+      }
+      svc.postgres_sink = std::move(*sink);
+      svc.kafka->SetPostgresSink(svc.postgres_sink.get(), text_mode);
+    }
     if (auto st = svc.kafka->Start(); !st.ok()) {
       log->error("{}", st.error().ToString());
       return 2;
@@ -249,16 +294,24 @@ int ServeCommand::Run() {
     return server::JsonError(503, "not_ready", "the service is starting or stopping");
   });
   http.Route("GET", "/stats", [&svc](const server::HttpRequest&) {
+    std::string body;
     if (svc.kafka) {
-      std::string body = StatsJson(svc.kafka->stats(), svc.kafka->Lag());
+      body = StatsJson(svc.kafka->stats(), svc.kafka->Lag());
       if (svc.api) {
         body.pop_back();  // '}' of the Kafka object: append the store's counters
         body += R"(,"store":)" + svc.api->StatusJson() + "}";
       }
-      return server::JsonOk(std::move(body));
+    } else if (svc.api) {
+      body = EmbeddedStatsJson(svc.messages->stats(), svc.api->StatusJson(), svc.hub->clients());
+    } else {
+      body = "{}";
     }
-    return server::JsonOk(
-        EmbeddedStatsJson(svc.messages->stats(), svc.api->StatusJson(), svc.hub->clients()));
+    if (svc.postgres && svc.postgres->has_source()) {
+      body.pop_back();
+      if (body.size() > 1) body += ',';
+      body += R"("postgres_source":)" + svc.postgres->SourceStatsJson() + "}";
+    }
+    return server::JsonOk(std::move(body));
   });
   http.Route("GET", "/config",
              [&config_json](const server::HttpRequest&) { return server::JsonOk(config_json); });
@@ -275,10 +328,13 @@ int ServeCommand::Run() {
     log->error("{}", st.error().ToString());
     return 2;
   }
-  log->info("HTTP on {}:{} (store {}, kafka {})", config->http_host, http.port(),
-            config->store_enabled ? config->store_dir : "off",
-            config->kafka.enabled() ? config->kafka.bootstrap_servers : "off");
+  log->info("HTTP on {}:{} (store {}, kafka {}, postgres sink {}, source {}, search {})",
+            config->http_host, http.port(), config->store_enabled ? config->store_dir : "off",
+            config->kafka.enabled() ? config->kafka.bootstrap_servers : "off", pg.sink_mode,
+            pg.source_enabled ? pg.connection.Where() + "/" + pg.text_table : "off",
+            config->search_backend);
   if (svc.messages) svc.messages->Start();
+  if (svc.postgres) svc.postgres->Start();
   running = true;
   if (svc.kafka) {
     svc.kafka->Run(g_stop);
@@ -289,6 +345,7 @@ int ServeCommand::Run() {
   log->info("stopping");
   // Commit and answer every queued POST, let the worker finish its round, then
   // close the connections and streams; the store saves its index snapshot last.
+  if (svc.postgres) svc.postgres->Stop();
   if (svc.messages) svc.messages->Stop();
   http.Stop();
   svc.hub->Stop();

@@ -109,6 +109,30 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       if (e["ring"]) c.sse_ring = e["ring"].as<size_t>();
       if (e["heartbeat_ms"]) c.sse_heartbeat_ms = e["heartbeat_ms"].as<int>();
     }
+    if (auto pg = root["postgres"]) {
+      auto& conn = c.postgres.connection;
+      if (pg["host"]) conn.host = pg["host"].as<std::string>();
+      if (pg["port"]) conn.port = pg["port"].as<int>();
+      if (pg["database"]) conn.dbname = pg["database"].as<std::string>();
+      if (pg["user"]) conn.user = pg["user"].as<std::string>();
+      if (pg["password"]) conn.password = pg["password"].as<std::string>();
+      if (pg["text_table"]) c.postgres.text_table = pg["text_table"].as<std::string>();
+      if (pg["embeddings_table"]) {
+        c.postgres.embeddings_table = pg["embeddings_table"].as<std::string>();
+      }
+    }
+    if (auto sink = root["sinks"]["postgres"]) {
+      if (sink["mode"]) c.postgres.sink_mode = sink["mode"].as<std::string>();
+    }
+    if (auto src = root["sources"]["postgres"]) {
+      if (src["enabled"]) c.postgres.source_enabled = src["enabled"].as<bool>();
+      if (src["id_column"]) c.postgres.id_column = src["id_column"].as<std::string>();
+      if (src["text_column"]) c.postgres.text_column = src["text_column"].as<std::string>();
+      if (src["poll_interval_ms"]) c.postgres.poll_interval_ms = src["poll_interval_ms"].as<int>();
+    }
+    if (auto search = root["search"]) {
+      if (search["backend"]) c.search_backend = search["backend"].as<std::string>();
+    }
     if (root["log_level"]) c.log_level = root["log_level"].as<std::string>();
   } catch (const YAML::Exception& e) {
     return Error(errc::invalid_argument, path + ": " + e.what());
@@ -132,6 +156,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (const char* v = Env("EMBEDSTREAM_HTTP_HOST")) c.http_host = v;
   if (const char* v = Env("EMBEDSTREAM_DATA_DIR")) c.store_dir = v;
   if (const char* v = Env("EMBEDSTREAM_AUTH_TOKEN")) c.auth_token = v;
+  c.postgres.connection = pg::ConnectionOptions::FromEnv(c.postgres.connection);
   for (const char* key : {"PORT", "EMBEDSTREAM_HTTP_PORT"}) {
     if (const char* v = Env(key)) {
       auto port = ParseLong(key, v);
@@ -153,6 +178,10 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (!f.data_dir.empty()) c.store_dir = f.data_dir;
   if (!f.auth_token.empty()) c.auth_token = f.auth_token;
   if (f.no_store) c.store_enabled = false;
+  if (!f.pg_sink.empty()) c.postgres.sink_mode = f.pg_sink;
+  if (f.pg_source) c.postgres.source_enabled = true;
+  if (f.pg_poll_ms >= 0) c.postgres.poll_interval_ms = static_cast<int>(f.pg_poll_ms);
+  if (!f.search_backend.empty()) c.search_backend = f.search_backend;
 
   if (c.kafka.input_topics.empty()) {
     return Error(errc::invalid_argument, "kafka.input_topics is empty");
@@ -173,9 +202,34 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   }
   if (c.store_max_queue < 1) return Error(errc::invalid_argument, "store.max_queue < 1");
   if (c.sse_heartbeat_ms < 100) return Error(errc::invalid_argument, "sse.heartbeat_ms < 100");
-  if (!c.kafka.enabled() && !c.store_enabled) {
+  const std::string& mode = c.postgres.sink_mode;
+  if (mode != "off" && mode != "embeddings" && mode != "text") {
     return Error(errc::invalid_argument,
-                 "nothing to run: no Kafka brokers and the embedded store is disabled");
+                 "sinks.postgres.mode must be off, embeddings or text, not '" + mode + "'");
+  }
+  if (mode != "off" && !c.kafka.enabled()) {
+    return Error(errc::invalid_argument,
+                 "sinks.postgres writes what the Kafka pipeline consumes: set "
+                 "kafka.bootstrap_servers (--kafka-brokers)");
+  }
+  if (c.search_backend != "embedded" && c.search_backend != "postgres") {
+    return Error(errc::invalid_argument,
+                 "search.backend must be embedded or postgres, not '" + c.search_backend + "'");
+  }
+  if (c.search_backend == "postgres" && !c.store_enabled) {
+    return Error(errc::invalid_argument,
+                 "search.backend postgres is served by the HTTP API, which needs store.enabled");
+  }
+  if (c.postgres.poll_interval_ms < 10) {
+    return Error(errc::invalid_argument, "sources.postgres.poll_interval_ms < 10");
+  }
+  if (c.postgres.connection.port <= 0 || c.postgres.connection.port > 65535) {
+    return Error(errc::invalid_argument, "postgres.port must be within [1, 65535]");
+  }
+  if (!c.kafka.enabled() && !c.store_enabled && !c.postgres.source_enabled) {
+    return Error(errc::invalid_argument,
+                 "nothing to run: no Kafka brokers, no PostgreSQL source and the embedded store "
+                 "is disabled");
   }
   return c;
 }
@@ -225,6 +279,26 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("ring").Uint(c.sse_ring);
   w.Key("heartbeat_ms").Int(c.sse_heartbeat_ms);
   w.EndObject();
+  const PostgresSettings& pg = c.postgres;
+  w.Key("postgres").BeginObject();
+  w.Key("host").String(pg.connection.host);
+  w.Key("port").Int(pg.connection.port);
+  w.Key("database").String(pg.connection.dbname);
+  w.Key("user").String(pg.connection.user);
+  w.Key("password").String("***");
+  w.Key("text_table").String(pg.text_table);
+  w.Key("embeddings_table").String(pg.embeddings_table);
+  w.EndObject();
+  w.Key("sinks").BeginObject().Key("postgres").BeginObject();
+  w.Key("mode").String(pg.sink_mode);
+  w.EndObject().EndObject();
+  w.Key("sources").BeginObject().Key("postgres").BeginObject();
+  w.Key("enabled").Bool(pg.source_enabled);
+  w.Key("id_column").String(pg.id_column);
+  w.Key("text_column").String(pg.text_column);
+  w.Key("poll_interval_ms").Int(pg.poll_interval_ms);
+  w.EndObject().EndObject();
+  w.Key("search").BeginObject().Key("backend").String(c.search_backend).EndObject();
   w.EndObject();
   return w.Take();
 }

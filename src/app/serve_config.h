@@ -35,6 +35,29 @@
 //   sse:
 //     ring: 10000                           # events kept for Last-Event-ID resume
 //     heartbeat_ms: 15000
+//   postgres:                               # connection and tables, shared by
+//                                           # sinks.postgres, sources.postgres and
+//                                           # search.backend postgres
+//     host: 127.0.0.1                       # env DATABASE_HOST
+//     port: 5433                            # env DATABASE_PORT
+//     database: text_messages_db            # env DATABASE_NAME
+//     user: postgres                        # env DATABASE_USER
+//     password: postgres                    # env DATABASE_PASSWORD
+//     text_table: text_messages
+//     embeddings_table: message_embeddings
+//   sinks:
+//     postgres:
+//       mode: off                           # off | embeddings (text + vector rows) |
+//                                           # text (seed 001's text writer: text rows
+//                                           # only; sources.postgres embeds them)
+//   sources:
+//     postgres:
+//       enabled: false                      # embed pending rows of postgres.text_table
+//       id_column: id
+//       text_column: message
+//       poll_interval_ms: 5000              # fallback when no NOTIFY arrives
+//   search:
+//     backend: embedded                     # embedded | postgres (pgvector)
 //   model: {...}                            # see encoder_flags.h
 
 #include <cstdint>
@@ -43,6 +66,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "pg/connection.h"
 
 namespace embedstream::app {
 
@@ -59,6 +83,17 @@ struct KafkaSettings {
   std::string DlqTopic() const {
     return dlq_topic.empty() ? input_topics.front() + "-dlq" : dlq_topic;
   }
+};
+
+struct PostgresSettings {
+  pg::ConnectionOptions connection;
+  std::string text_table = "text_messages";
+  std::string embeddings_table = "message_embeddings";
+  std::string sink_mode = "off";  // off | embeddings | text
+  bool source_enabled = false;
+  std::string id_column = "id";
+  std::string text_column = "message";
+  int poll_interval_ms = 5000;
 };
 
 struct ServeConfig {
@@ -80,6 +115,8 @@ struct ServeConfig {
   size_t store_max_queue = 10000;
   size_t sse_ring = 10000;
   int sse_heartbeat_ms = 15000;
+  PostgresSettings postgres;
+  std::string search_backend = "embedded";  // embedded | postgres
   std::string log_level = "info";
 };
 
@@ -100,6 +137,10 @@ struct ServeFlags {
   std::string data_dir;
   std::string auth_token;
   bool no_store = false;
+  std::string pg_sink;  // off | embeddings | text
+  bool pg_source = false;
+  long pg_poll_ms = -1;
+  std::string search_backend;
 };
 
 Result<ServeConfig> LoadServeConfig(const ServeFlags& flags);

@@ -173,13 +173,33 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
     where = " WHERE e.metadata @> $3::jsonb";
     params.push_back(filter);
   }
-  auto res = c.ExecParams(
+  const std::string sql =
       "SELECT e.id::text, coalesce(e.metadata->>'source_id', ''), coalesce(t." + s.text_column +
-          ", ''), coalesce(e.metadata::text, ''), 1 - (e.embedding <=> $1::vector) FROM " +
-          s.embeddings_table + " e LEFT JOIN " + s.text_table + " t ON t." + s.id_column +
-          " = e.id" + where + " ORDER BY e.embedding <=> $1::vector LIMIT $2::bigint",
-      params, PGRES_TUPLES_OK, "search");
+      ", ''), coalesce(e.metadata::text, ''), 1 - (e.embedding <=> $1::vector) FROM " +
+      s.embeddings_table + " e LEFT JOIN " + s.text_table + " t ON t." + s.id_column + " = e.id" +
+      where + " ORDER BY e.embedding <=> $1::vector LIMIT $2::bigint";
+  auto res = c.ExecParams(sql, params, PGRES_TUPLES_OK, "search");
   if (!res) return res.error();
+  if (!filter.empty() && static_cast<size_t>(PQntuples(res->get())) < k) {
+    // pgvector filters after the HNSW scan, which yields only ef_search
+    // candidates: a selective filter can leave fewer than k. Scan exactly.
+    auto exact = [&]() -> Result<pg::ResultPtr> {
+      if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return r.error();
+      if (auto r = c.Exec("SET LOCAL enable_indexscan = off", PGRES_COMMAND_OK, "exact scan");
+          !r) {
+        return r.error();
+      }
+      auto r = c.ExecParams(sql, params, PGRES_TUPLES_OK, "search (exact)");
+      if (!r) return r.error();
+      if (auto done = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !done) return done.error();
+      return r;
+    };
+    res = exact();
+    if (!res) {
+      c.RollbackIfNeeded();
+      return res.error();
+    }
+  }
   PGresult* r = res->get();
   std::vector<PgHit> hits;
   hits.reserve(static_cast<size_t>(PQntuples(r)));

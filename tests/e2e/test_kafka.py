@@ -263,3 +263,94 @@ def test_broker_down_20s_recovers_by_itself(run, binary, model_dir, kafka_broker
     finally:
         assert svc.stop() == 0, svc.tail()
     assert {r["key"] for r in out} == set(good)
+
+
+# ---------------------------------------------------------------- Kafka -> PostgreSQL
+# Seed 001 end to end against a real PostgreSQL 16 + pgvector (the pg_server
+# fixture): records from a topic land in text_messages (--pg-sink text) and are
+# embedded by the CQRS source (--pg-source), or are written with their vectors
+# straight to both tables (--pg-sink embeddings). Helpers: test_postgres.py.
+import test_postgres as pgt  # noqa: E402
+from pg_server import pg_server  # noqa: E402,F401  (pytest fixture)
+
+HOSTILE_META = {"note": "it's \"quoted\"", "sql": "'); DROP TABLE text_messages; --",
+                "nested": {"list": [1, 2.5, None, True, "$$ $q$ \\"], "unicode": "naïve 日本語 🚀"}}
+
+
+def seed001_records(n, seed):
+    """n seed 001 records {"id", "text"[, "metadata"]}: (raw lines, {id: text}, {id: metadata})."""
+    rows = pgt.make_rows(n - len(pgt.HOSTILE), seed=seed)
+    rng = random.Random(seed + 1000)
+    rows += [(str(uuid.UUID(int=rng.getrandbits(128), version=4)), t) for t in pgt.HOSTILE]
+    rng.shuffle(rows)
+    lines, meta = [], {}
+    for k, (mid, text) in enumerate(rows):
+        rec = {"id": mid, "text": text}
+        if k % 10 == 0:
+            meta[mid] = dict(HOSTILE_META, k=k)
+            rec["metadata"] = meta[mid]
+        lines.append(json.dumps(rec).encode())
+    return lines, dict(rows), meta
+
+
+def pg_reset(run, pg):
+    pg.psql(f"DROP TABLE IF EXISTS {pgt.EMB}, {pgt.TEXT} CASCADE")
+    rc, out, err = pgt.pg_cli(run, pg, "install")
+    assert rc == 0, f"pg install exited {rc}:\n{out}\n{err}"
+
+
+def check_pg_rows(pg, texts, meta, metadata_table):
+    ids = list(texts)
+    assert pgt.count(pg, pgt.TEXT) == len(texts), "text_messages: one row per record"
+    assert pgt.pg_messages(pg, ids) == texts, "texts stored byte for byte"
+    stored = {k: json.loads(v) for k, v in pgt.pg_column(pg, "metadata::text", list(meta),
+                                                         table=metadata_table).items()}
+    assert stored == meta, f"{metadata_table}.metadata verbatim"
+    assert pg.psql(f"SELECT to_regclass('{pgt.TEXT}') IS NOT NULL") == "t"
+
+
+def test_kafka_to_postgres_text_writer_and_source_then_embeddings_sink(
+        run, binary, model_dir, kafka_broker, pg_server, tmp_path):
+    # Mode text: serve writes seed 001's text rows; its CQRS source embeds them.
+    pg_reset(run, pg_server)
+    t = Topics(run, kafka_broker)
+    lines, texts, meta = seed001_records(500, seed=23)
+    t.produce(lines, tmp_path)
+    svc = Service(binary, model_dir, serve_args(t, ["--pg-sink", "text", "--pg-source"]),
+                  tmp_path / "text.log", env_extra=pg_server.env())
+    try:
+        svc.wait_ready()
+        took = pgt.wait_all_embedded(pg_server, svc, 500, timeout=240)
+        print(f"\n[kafka->pg text] 500 records written and embedded in {took:.1f} s")
+        check_pg_rows(pg_server, texts, meta, pgt.TEXT)
+        assert pgt.count(pg_server, pgt.EMB) == 500
+        sample = dict(random.Random(1).sample(sorted(texts.items()), 15))
+        sample.update({m: x for m, x in texts.items() if x in pgt.HOSTILE})
+        pgt.assert_vectors_match(pg_server, run, sample, "kafka text mode")
+    finally:
+        assert svc.stop() == 0, svc.tail()
+
+    # Mode embeddings (no source): text and vector rows written by serve itself.
+    pg_reset(run, pg_server)
+    t2 = Topics(run, kafka_broker)
+    lines, texts, meta = seed001_records(500, seed=29)
+    t2.produce(lines, tmp_path)
+    svc = Service(binary, model_dir, serve_args(t2, ["--pg-sink", "embeddings"]),
+                  tmp_path / "embeddings.log", env_extra=pg_server.env())
+    try:
+        svc.wait_ready()
+        t0 = time.time()
+        pgt.wait_until(lambda: (pgt.count(pg_server, pgt.TEXT), pgt.count(pg_server, pgt.EMB)),
+                       lambda c: c == (500, 500), 240, "500 rows in both tables", svc, interval=1)
+        print(f"[kafka->pg embeddings] 500 records in both tables in {time.time() - t0:.1f} s")
+        check_pg_rows(pg_server, texts, meta, pgt.EMB)
+        sample = dict(random.Random(2).sample(sorted(texts.items()), 15))
+        sample.update({m: x for m, x in texts.items() if x in pgt.HOSTILE})
+        model = pgt.assert_vectors_match(pg_server, run, sample, "kafka embeddings mode")
+        assert pg_server.psql(f"SELECT DISTINCT model_name FROM {pgt.EMB}") == model
+        # Rows written with their vectors are current: nothing left for a source.
+        assert pgt.current_count(pg_server) == 500, "text_md5 = md5(message) for sink rows"
+        st = pgt.pg_status_cli(run, pg_server)
+        assert st["pending"] == 0 and st["embedded"] == 500, st
+    finally:
+        assert svc.stop() == 0, svc.tail()

@@ -1,0 +1,133 @@
+#include "app/pg_command.h"
+
+#include <cstdio>
+
+#include "app/serve_config.h"
+#include "core/json_writer.h"
+#include "core/logging.h"
+#include "sources/postgres_source.h"
+
+namespace embedstream::app {
+namespace {
+
+int ExitCodeOf(const Error& e) { return e.code == errc::unavailable ? 2 : 1; }
+
+}  // namespace
+
+void PgCommand::Register(CLI::App& parent) {
+  auto* pg = parent.add_subcommand(
+      "pg", "The PostgreSQL + pgvector CQRS tables: install the schema and trigger, show pending "
+            "rows, re-embed after a model change");
+  pg->require_subcommand(1);
+  struct Action {
+    const char* name;
+    const char* help;
+  };
+  for (const Action& a :
+       {Action{"install",
+               "Create the tables, columns and HNSW index when missing, and the NOTIFY trigger "
+               "on the text table"},
+        Action{"status", "Print pending rows, the oldest pending age and embedded counts (JSON)"},
+        Action{"reembed",
+               "Embed every row whose embedding is missing, stale or made by another model"}}) {
+    auto* cmd = pg->add_subcommand(a.name, a.help);
+    encoder.AddTo(*cmd);  // -c/--config also gives the postgres: section
+    cmd->add_option("--table", table, "Text table [postgres.text_table: text_messages]");
+    cmd->add_option("--embeddings-table", embeddings_table,
+                    "Embeddings table [postgres.embeddings_table: message_embeddings]");
+    cmd->add_option("--id-column", id_column, "Id column of the text table [id]");
+    cmd->add_option("--text-column", text_column, "Text column of the text table [message]");
+    cmd->footer(
+        "Connection: the config file's postgres: section, then DATABASE_HOST, DATABASE_PORT, "
+        "DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD.");
+    const std::string action = a.name;
+    cmd->callback([this, action] { std::exit(Run(action)); });
+  }
+}
+
+int PgCommand::Run(const std::string& action) {
+  auto log = GetLogger("app");
+  ServeFlags flags;
+  flags.config_file = encoder.config_file;
+  auto config = LoadServeConfig(flags);
+  if (!config) {
+    log->error("{}", config.error().ToString());
+    return 2;
+  }
+  PostgresSettings pg = config->postgres;
+  if (!table.empty()) pg.text_table = table;
+  if (!embeddings_table.empty()) pg.embeddings_table = embeddings_table;
+  if (!id_column.empty()) pg.id_column = id_column;
+  if (!text_column.empty()) pg.text_column = text_column;
+  auto enc = encoder.LoadEncoder();
+  if (!enc) {
+    log->error("{}", enc.error().ToString());
+    return 2;
+  }
+  sources::PostgresSourceOptions so;
+  so.connection = pg.connection;
+  so.schema.text_table = pg.text_table;
+  so.schema.embeddings_table = pg.embeddings_table;
+  so.schema.id_column = pg.id_column;
+  so.schema.text_column = pg.text_column;
+  so.batch_max_tokens = config->batch_max_tokens;
+  so.reembed_other_models = action == "reembed";
+  auto source = sources::PostgresSource::Connect(std::move(so), **enc);
+  if (!source) {
+    log->error("{}", source.error().ToString());
+    return ExitCodeOf(source.error());
+  }
+  sources::PostgresSource& src = **source;
+  JsonWriter w;
+  w.BeginObject();
+  if (action == "install") {
+    // The connection is the source's; it is idle between rounds.
+    auto conn = pg::Connection::Open(pg.connection);
+    if (!conn) {
+      log->error("{}", conn.error().ToString());
+      return ExitCodeOf(conn.error());
+    }
+    if (Status st = pg::InstallNotifyTrigger(**conn, src.schema()); !st) {
+      log->error("{}", st.error().ToString());
+      return ExitCodeOf(st.error());
+    }
+    w.Key("text_table")
+        .String(pg.text_table)
+        .Key("embeddings_table")
+        .String(pg.embeddings_table)
+        .Key("dim")
+        .Uint((*enc)->dim())
+        .Key("channel")
+        .String(src.schema().channel)
+        .Key("trigger")
+        .Bool(true);
+  } else if (action == "status") {
+    auto counts = src.Count();
+    if (!counts) {
+      log->error("{}", counts.error().ToString());
+      return ExitCodeOf(counts.error());
+    }
+    w.Key("pending")
+        .Uint(counts->pending)
+        .Key("oldest_pending_age_s")
+        .Double(counts->oldest_pending_age_s)
+        .Key("embedded")
+        .Uint(counts->embedded)
+        .Key("other_model")
+        .Uint(counts->other_model)
+        .Key("model")
+        .String((*enc)->info().model_name);
+  } else {
+    auto n = src.Drain();
+    if (!n) {
+      log->error("{} (rows written before: {})", n.error().ToString(), src.stats().embedded.load());
+      return ExitCodeOf(n.error());
+    }
+    w.Key("reembedded").Uint(*n).Key("model").String((*enc)->info().model_name);
+  }
+  w.EndObject();
+  std::printf("%s\n", w.Take().c_str());
+  return 0;
+}
+
+}  // namespace embedstream::app
