@@ -16,7 +16,9 @@ class ServeConfigTest : public ::testing::Test {
   void SetUp() override {
     for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
                           "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
-                          "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST"}) {
+                          "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST",
+                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER",
+                          "DATABASE_PASSWORD"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -105,6 +107,72 @@ TEST_F(ServeConfigTest, SecretsAreMaskedInTheEffectiveConfig) {
   EXPECT_EQ(j["kafka"]["properties"]["sasl.password"], "***");
   EXPECT_EQ(j["kafka"]["properties"]["sasl.username"], "alice");
   EXPECT_EQ(j["kafka"]["dlq_topic"], "text-messages-dlq");
+}
+
+TEST_F(ServeConfigTest, PostgresSectionsFileEnvFlagsAndChecks) {
+  auto d = LoadServeConfig({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->postgres.connection.port, 5433);
+  EXPECT_EQ(d->postgres.connection.dbname, "text_messages_db");
+  EXPECT_EQ(d->postgres.sink_mode, "off");
+  EXPECT_FALSE(d->postgres.source_enabled);
+  EXPECT_EQ(d->search_backend, "embedded");
+
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka:\n  bootstrap_servers: b:9092\n"
+      "postgres:\n  host: db.file\n  port: 6000\n  database: d\n  user: u\n"
+      "  password: pw-file\n  text_table: tt\n  embeddings_table: ee\n"
+      "sinks:\n  postgres:\n    mode: text\n"
+      "sources:\n  postgres:\n    enabled: true\n    id_column: key\n    text_column: body\n"
+      "    poll_interval_ms: 250\n"
+      "search:\n  backend: postgres\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->postgres.connection.host, "db.file");
+  EXPECT_EQ(c->postgres.connection.port, 6000);
+  EXPECT_EQ(c->postgres.text_table, "tt");
+  EXPECT_EQ(c->postgres.embeddings_table, "ee");
+  EXPECT_EQ(c->postgres.sink_mode, "text");
+  EXPECT_TRUE(c->postgres.source_enabled);
+  EXPECT_EQ(c->postgres.id_column, "key");
+  EXPECT_EQ(c->postgres.text_column, "body");
+  EXPECT_EQ(c->postgres.poll_interval_ms, 250);
+  EXPECT_EQ(c->search_backend, "postgres");
+  const std::string json = ServeConfigJson(*c);
+  EXPECT_EQ(json.find("pw-file"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(json)["sinks"]["postgres"]["mode"], "text");
+
+  // Seed 001's variables over the file; flags over both.
+  ::setenv("DATABASE_HOST", "db.env", 1);
+  ::setenv("DATABASE_PORT", "6100", 1);
+  f.pg_sink = "embeddings";
+  f.search_backend = "embedded";
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->postgres.connection.host, "db.env");
+  EXPECT_EQ(c->postgres.connection.port, 6100);
+  EXPECT_EQ(c->postgres.connection.user, "u");
+  EXPECT_EQ(c->postgres.sink_mode, "embeddings");
+  EXPECT_EQ(c->search_backend, "embedded");
+
+  // Clear errors.
+  f.pg_sink = "vectors";
+  EXPECT_NE(LoadServeConfig(f).error().message.find("sinks.postgres.mode"), std::string::npos);
+  f = {};
+  f.pg_sink = "text";  // no Kafka: nothing would feed the sink
+  EXPECT_NE(LoadServeConfig(f).error().message.find("kafka"), std::string::npos);
+  f = {};
+  f.search_backend = "qdrant";
+  EXPECT_NE(LoadServeConfig(f).error().message.find("search.backend"), std::string::npos);
+  f.search_backend = "postgres";
+  f.no_store = true;
+  EXPECT_FALSE(LoadServeConfig(f).ok());
+  // The source alone is something to run.
+  f = {};
+  f.no_store = true;
+  f.pg_source = true;
+  EXPECT_TRUE(LoadServeConfig(f).ok());
 }
 
 }  // namespace
