@@ -45,6 +45,8 @@ class PostgresService {
   void Stop();   // stops the source after its current round; joins
 
   bool has_source() const { return source_ != nullptr; }
+  // False while the source's connection is down (GET /ready answers 503).
+  bool connected() const { return source_ == nullptr || source_->stats().connected.load(); }
   // {"embedded", "batches", "errors", "reconnects", "notifications", "polls",
   //  "connected", "listening", "pending", "oldest_pending_age_s"}
   std::string SourceStatsJson() const;

@@ -290,6 +290,9 @@ int ServeCommand::Run() {
              [](const server::HttpRequest&) { return server::JsonOk(R"({"status":"healthy"})"); });
   http.Route("GET", "/ready", [&svc, &running](const server::HttpRequest&) {
     const bool ready = running.load() && (!svc.kafka || svc.kafka->stats().running.load());
+    if (ready && svc.postgres && !svc.postgres->connected()) {
+      return server::JsonError(503, "not_ready", "PostgreSQL is unreachable; reconnecting");
+    }
     if (ready) return server::JsonOk(R"({"status":"ready"})");
     return server::JsonError(503, "not_ready", "the service is starting or stopping");
   });
