@@ -9,7 +9,7 @@
 namespace embedstream::app {
 
 Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(
-    const ServeConfig& config, const model::SentenceEncoder& encoder) {
+    const ServeConfig& config, const model::SentenceEncoder& encoder, bool for_writes) {
   const PostgresSettings& pg = config.postgres;
   sinks::PostgresSinkOptions o;
   o.host = pg.connection.host;
@@ -18,8 +18,11 @@ Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(
   o.user = pg.connection.user;
   o.password = pg.connection.password;
   o.connect_timeout_s = pg.connection.connect_timeout_s;
+  o.require_uuid_ids = for_writes;
   o.text_table = pg.text_table;
   o.embeddings_table = pg.embeddings_table;
+  o.id_column = pg.id_column;
+  o.text_column = pg.text_column;
   o.dim = encoder.dim();
   o.model_name = encoder.info().model_name;
   return sinks::PostgresSink::Connect(o);
@@ -77,7 +80,7 @@ Result<std::unique_ptr<PostgresService>> PostgresService::Open(const ServeConfig
     self->source_ = std::move(*source);
   }
   if (config.search_backend == "postgres") {
-    auto sink = OpenPostgresSink(config, encoder);
+    auto sink = OpenPostgresSink(config, encoder, /*for_writes=*/false);
     if (!sink) return sink.error();
     self->search_ = std::move(*sink);
   }

@@ -23,9 +23,11 @@
 
 namespace embedstream::app {
 
-// The sink of sinks.postgres (one connection, for the Kafka pipeline thread).
+// A sink over postgres.* (one connection, one thread): the Kafka pipeline's
+// (for_writes: the text id must be uuid) or the search connection's.
 Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(const ServeConfig& config,
-                                                              const model::SentenceEncoder& encoder);
+                                                              const model::SentenceEncoder& encoder,
+                                                              bool for_writes = true);
 
 // store::Filter (metadata equalities, dotted paths) as a JSON object for
 // jsonb containment: {"metadata.a.b": 1, "c": "x"} -> {"a":{"b":1},"c":"x"}.

@@ -16,6 +16,9 @@ namespace {
 // Session-local staging table for COPY; emptied at each commit.
 constexpr const char* kStagingTable = "es_pg_sink_staging";
 constexpr size_t kEfSearchDefault = 40;  // pgvector's hnsw.ef_search default
+// Candidates per search at least: pgvector's 40 misses true top-5 hits even
+// on a few hundred rows; 200 matched an exact scan in tests/e2e.
+constexpr size_t kEfSearchFloor = 200;
 constexpr size_t kEfSearchMax = 1000;
 
 }  // namespace
@@ -159,7 +162,7 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
     ef_search = kEfSearchDefault;
     ef_generation = c.generation();
   }
-  size_t ef = std::min(k, kEfSearchMax);
+  size_t ef = std::clamp(k, kEfSearchFloor, kEfSearchMax);
   if (ef > ef_search) {
     auto r = c.ExecParams("SELECT set_config('hnsw.ef_search', $1, false)", {std::to_string(ef)},
                           PGRES_TUPLES_OK, "setting hnsw.ef_search");
@@ -232,14 +235,17 @@ Result<std::unique_ptr<PostgresSink>> PostgresSink::Connect(const PostgresSinkOp
   pg::SchemaOptions so;
   so.text_table = options.text_table;
   so.embeddings_table = options.embeddings_table;
+  so.id_column = options.id_column;
+  so.text_column = options.text_column;
   so.dim = options.dim;
   so.model_name = options.model_name;
   so.add_metadata_column = true;
   auto schema = pg::EnsureSchema(*self->impl_->conn, so);
   if (!schema) return schema.error();
-  if (schema->id_type != "uuid") {
-    return Error(errc::invalid_argument, "postgres: " + options.text_table + ".id is " +
-                                             schema->id_type + "; the sink needs uuid ids");
+  if (options.require_uuid_ids && schema->id_type != "uuid") {
+    return Error(errc::invalid_argument, "postgres: " + options.text_table + "." +
+                                             options.id_column + " is " + schema->id_type +
+                                             "; the sink writes uuid ids");
   }
   self->impl_->schema = std::move(*schema);
   GetLogger("postgres")->info("postgres {}: {} / {} ready (vector({}), HNSW cosine)",

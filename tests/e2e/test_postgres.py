@@ -20,6 +20,10 @@ What these tests prove:
   survives, vectors equal embed's.
 * Rows of another model are left alone by serve and re-embedded by
   `embedstream pg reembed`.
+* SIGTERM mid-run exits 0, kill -9 mid-run loses nothing (a later serve
+  finishes the rest).
+* A table of the user's own (bigint ids, other column names), configured in
+  YAML only, is installed, embedded and searched.
 
 Every test starts from freshly dropped tables (the server is session-wide).
 """
@@ -319,6 +323,13 @@ def test_install_schema_and_idempotent(pg, run):
     assert trig >= 1, "no NOTIFY trigger on text_messages"
     st = pg_status_cli(run, pg)
     assert st["pending"] == 0 and st["embedded"] == 0 and st["other_model"] == 0, st
+    # Pending rows and the age of the oldest (created_at), without any serve.
+    aged = make_rows(3, seed=11)
+    insert_rows(pg, aged)
+    pg.psql(f"UPDATE {TEXT} SET created_at = now() - interval '90 seconds' WHERE id = '{aged[0][0]}'")
+    st = pg_status_cli(run, pg)
+    assert st["pending"] == 3 and st["embedded"] == 0, st
+    assert 90 <= st["oldest_pending_age_s"] < 150, st
 
 
 def test_5000_rows_embedded_then_updates_reembed_exactly_those(pg, run, serve):
@@ -652,3 +663,95 @@ def test_other_model_left_alone_by_serve_then_pg_reembed(pg, run, serve):
     assert st["other_model"] == 0 and st["pending"] == 0, st
     rc, out, err = pg_cli(run, pg, "reembed")
     assert rc == 0 and cli_json(out, "reembedded")["reembedded"] == 0, (rc, out, err)
+
+
+def test_users_own_table_bigint_ids_custom_columns_from_config(pg_server, run, serve, tmp_path):
+    """A table of the user's own (bigint ids, other column names, no created_at or
+    metadata), every setting from the YAML file: install, embed, search."""
+    pg = pg_server
+    pg.psql("DROP TABLE IF EXISTS chat_vectors, chat_log CASCADE; "
+            "CREATE TABLE chat_log (post_id bigint PRIMARY KEY, body text NOT NULL, author text)")
+    cfg = tmp_path / "own.yaml"
+    cfg.write_text(f"""postgres:
+  host: {pg.host}
+  port: {pg.port}
+  database: {pg.dbname}
+  user: {pg.user}
+  password: {pg.password}
+  text_table: chat_log
+  embeddings_table: chat_vectors
+sources:
+  postgres:
+    enabled: true
+    id_column: post_id
+    text_column: body
+    poll_interval_ms: 1000
+search:
+  backend: postgres
+""")
+    texts = {i + 1: t for i, (_, t) in enumerate(make_rows(500, seed=808))}
+    pg.psql("INSERT INTO chat_log (post_id, body, author) VALUES " + ",".join(
+        f"({i}, {sql_str(t)}, 'user{i % 7}')" for i, t in texts.items()))
+    p = run(["pg", "install", "-c", str(cfg), "--id-column", "post_id", "--text-column", "body"])
+    assert p.returncode == 0, p.stderr.decode()
+    pk = pg.psql("SELECT a.attname || '|' || format_type(a.atttypid, a.atttypmod) FROM pg_index i "
+                 "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                 "WHERE i.indrelid = 'chat_vectors'::regclass AND i.indisprimary")
+    pk_col, pk_type = pk.split("|")
+    assert pk_type == "bigint", f"the embeddings id has the text id's type: {pk}"
+    current = ("SELECT count(*) FROM chat_log t JOIN chat_vectors e "
+               f"ON e.{pk_col} = t.post_id WHERE e.text_md5 = md5(t.body)")
+
+    svc = serve("--config", str(cfg), env={}, name="own")
+    wait_until(lambda: int(pg.psql(current)), lambda c: c == 500, 180, "500 current embeddings",
+               svc, interval=1.0)
+    wait_until(lambda: pg_status_of(svc), lambda s: s["pending"] == 0, 30, "pending 0", svc)
+    sample = dict(random.Random(8).sample(sorted(texts.items()), 10))
+    ref, model = embed_ref(run, {str(i): t for i, t in sample.items()})
+    for line in pg.psql(f"SELECT {pk_col}, embedding::text, model_name FROM chat_vectors WHERE "
+                        f"{pk_col} IN ({','.join(map(str, sample))})").split("\n"):
+        i, vec, name = line.split("|")
+        assert name == model
+        assert cosine(json.loads(vec), ref[i]) > 0.99999, (i, sample[int(i)])
+    for i in list(sample)[:3]:
+        res = svc.post("/embeddings/search", {"query": texts[i], "limit": 3})
+        top = res["results"][0]
+        assert str(top["id"]) == str(i) and top["text"] == texts[i], res
+    assert pg.psql("SELECT count(*) FROM chat_log WHERE author IS NULL") == "0"
+    assert source_stats(svc)["errors"] == 0
+    assert svc.stop() == 0, svc.tail()
+    pg.psql("DROP TABLE chat_vectors, chat_log CASCADE")
+
+
+def test_sigterm_and_kill9_mid_run_lose_nothing(pg, run, serve):
+    """SIGTERM mid catch-up exits 0 promptly; kill -9 mid catch-up leaves no row locked
+    or half-written; a later serve finishes the rest."""
+    rows = make_rows(3000, seed=909)
+    insert_rows(pg, rows)
+    a = serve("--pg-source", name="a")
+    wait_until(lambda: count(pg, EMB), lambda c: c >= 300, 120, ">= 300 embedded by a", a,
+               interval=0.2)
+    t0 = time.time()
+    assert a.stop(timeout=30) == 0, a.tail()
+    stop_s = time.time() - t0
+    done_a = count(pg, EMB)
+    assert done_a < 3000, "a finished before SIGTERM: make the table bigger"
+    assert current_count(pg) == done_a, "every row written by a is complete"
+
+    b = serve("--pg-source", name="b")
+    wait_until(lambda: count(pg, EMB), lambda c: c >= done_a + 300, 120,
+               f">= {done_a + 300} embedded by b", b, interval=0.2)
+    b.kill9()
+    done_b = count(pg, EMB)
+    assert current_count(pg) == done_b
+
+    c = serve("--pg-source", name="c")
+    wait_all_embedded(pg, c, 3000, timeout=240)
+    st = source_stats(c)
+    print(f"\n[pg] SIGTERM took {stop_s:.1f} s at {done_a} rows; kill -9 at {done_b}; "
+          f"c embedded {st['embedded']}")
+    # c embeds what was left (b's last, uncommitted batch included), never less.
+    assert st["embedded"] >= 3000 - done_b, st
+    assert count(pg, EMB) == 3000
+    assert_vectors_match(pg, run, dict(random.Random(9).sample(rows, 10)), "after kill -9")
+    assert c.stop() == 0, c.tail()
