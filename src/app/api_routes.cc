@@ -460,9 +460,8 @@ HttpResponse ApiRoutes::RunSearch(const SearchRequest& request) {
     const std::string_view text = request.query;
     encoder_.Embed(std::span<const std::string_view>(&text, 1), q.data());
   }
-  auto hits = options_.search_backend
-                  ? options_.search_backend(q, request.limit, request.filter)
-                  : store_.Search(q, request.limit, request.filter);
+  auto hits = options_.search_backend ? options_.search_backend(q, request.limit, request.filter)
+                                      : store_.Search(q, request.limit, request.filter);
   if (!hits) {
     if (hits.error().code == errc::invalid_argument) {
       return JsonError(400, "invalid_filter", hits.error().message);

@@ -16,8 +16,9 @@ int ExitCodeOf(const Error& e) { return e.code == errc::unavailable ? 2 : 1; }
 
 void PgCommand::Register(CLI::App& parent) {
   auto* pg = parent.add_subcommand(
-      "pg", "The PostgreSQL + pgvector CQRS tables: install the schema and trigger, show pending "
-            "rows, re-embed after a model change");
+      "pg",
+      "The PostgreSQL + pgvector CQRS tables: install the schema and trigger, show pending "
+      "rows, re-embed after a model change");
   pg->require_subcommand(1);
   struct Action {
     const char* name;

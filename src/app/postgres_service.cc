@@ -8,8 +8,9 @@
 
 namespace embedstream::app {
 
-Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(
-    const ServeConfig& config, const model::SentenceEncoder& encoder, bool for_writes) {
+Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(const ServeConfig& config,
+                                                              const model::SentenceEncoder& encoder,
+                                                              bool for_writes) {
   const PostgresSettings& pg = config.postgres;
   sinks::PostgresSinkOptions o;
   o.host = pg.connection.host;

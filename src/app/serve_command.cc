@@ -255,8 +255,8 @@ int ServeCommand::Run() {
         ao.extra_status.emplace_back("postgres", [p] { return p->SourceStatsJson(); });
       }
     }
-    svc.api = std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref,
-                                          std::move(ao));
+    svc.api =
+        std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref, std::move(ao));
   }
   if (config->kafka.enabled()) {
     svc.kafka = std::make_unique<KafkaStream>(*config, encoder_ref);

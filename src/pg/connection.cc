@@ -167,8 +167,8 @@ Status Connection::EnsureConnected() {
   log_->warn("postgres {}: connection lost, reconnecting", where_);
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) {
-    return Error(errc::unavailable, "postgres: " + where_ + ": connection down: " +
-                                        TrimMessage(PQerrorMessage(conn_)));
+    return Error(errc::unavailable, "postgres: " + where_ +
+                                        ": connection down: " + TrimMessage(PQerrorMessage(conn_)));
   }
   ++generation_;
   log_->info("postgres {}: reconnected", where_);

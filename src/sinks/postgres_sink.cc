@@ -66,8 +66,7 @@ struct PostgresSink::Impl {
 
   Result<size_t> UpsertOnce(std::span<const PgRow> rows, const PostgresSinkOptions& o,
                             bool with_vectors);
-  Result<std::vector<PgHit>> SearchOnce(const std::string& q, size_t k,
-                                        const std::string& filter);
+  Result<std::vector<PgHit>> SearchOnce(const std::string& q, size_t k, const std::string& filter);
 };
 
 Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
@@ -188,8 +187,7 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
     // candidates: a selective filter can leave fewer than k. Scan exactly.
     auto exact = [&]() -> Result<pg::ResultPtr> {
       if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return r.error();
-      if (auto r = c.Exec("SET LOCAL enable_indexscan = off", PGRES_COMMAND_OK, "exact scan");
-          !r) {
+      if (auto r = c.Exec("SET LOCAL enable_indexscan = off", PGRES_COMMAND_OK, "exact scan"); !r) {
         return r.error();
       }
       auto r = c.ExecParams(sql, params, PGRES_TUPLES_OK, "search (exact)");
@@ -248,9 +246,9 @@ Result<std::unique_ptr<PostgresSink>> PostgresSink::Connect(const PostgresSinkOp
                                              "; the sink writes uuid ids");
   }
   self->impl_->schema = std::move(*schema);
-  GetLogger("postgres")->info("postgres {}: {} / {} ready (vector({}), HNSW cosine)",
-                              options.Connection().Where(), options.text_table,
-                              options.embeddings_table, options.dim);
+  GetLogger("postgres")
+      ->info("postgres {}: {} / {} ready (vector({}), HNSW cosine)", options.Connection().Where(),
+             options.text_table, options.embeddings_table, options.dim);
   return self;
 }
 

@@ -39,7 +39,7 @@ struct PostgresSinkOptions {
   std::string password = "postgres";
   std::string text_table = "text_messages";
   std::string embeddings_table = "message_embeddings";
-  std::string id_column = "id";        // of the text table
+  std::string id_column = "id";         // of the text table
   std::string text_column = "message";  // of the text table
   // Writes need uuid ids (non-UUID ids map to UUIDv5); a search-only sink
   // over a table with other ids sets this false.

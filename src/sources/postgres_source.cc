@@ -42,7 +42,8 @@ bool SleepUnlessStopped(std::chrono::milliseconds d, const std::atomic<bool>& st
   while (!stop.load()) {
     const auto now = Clock::now();
     if (now >= until) return true;
-    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, std::chrono::milliseconds(100)));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(until - now, std::chrono::milliseconds(100)));
   }
   return false;
 }
@@ -76,11 +77,9 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Connect(PostgresSourceOp
   if (!schema) return schema.error();
   self->schema_ = std::move(*schema);
   const pg::Schema& s = self->schema_;
-  self->pending_predicate_ = "(e.id IS NULL OR e.text_md5 IS DISTINCT FROM md5(t." +
-                             s.text_column + ")" +
-                             (self->options_.reembed_other_models
-                                  ? " OR e.model_name IS DISTINCT FROM $2::text)"
-                                  : ")");
+  self->pending_predicate_ =
+      "(e.id IS NULL OR e.text_md5 IS DISTINCT FROM md5(t." + s.text_column + ")" +
+      (self->options_.reembed_other_models ? " OR e.model_name IS DISTINCT FROM $2::text)" : ")");
   if (Status st = self->Setup(); !st) return st.error();
   self->stats_.connected = true;
   return self;
@@ -122,9 +121,9 @@ Result<size_t> PostgresSource::RoundOnce() {
                            " IS NOT NULL AND " + pending_predicate_;
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
   // Lock up to `limit` pending rows no other worker holds.
-  auto locked = c.ExecParams("SELECT t." + s.id_column + "::text" + from +
-                                 " LIMIT $1::bigint FOR UPDATE OF t SKIP LOCKED",
-                             params, PGRES_TUPLES_OK, "claiming pending rows");
+  auto locked = c.ExecParams(
+      "SELECT t." + s.id_column + "::text" + from + " LIMIT $1::bigint FOR UPDATE OF t SKIP LOCKED",
+      params, PGRES_TUPLES_OK, "claiming pending rows");
   if (!locked) return fail(locked.error());
   const int n_locked = PQntuples(locked->get());
   if (n_locked == 0) {
@@ -182,9 +181,9 @@ Result<size_t> PostgresSource::RoundOnce() {
       pg::AppendVector(buf, {vectors.data() + i * dim, dim});
       buf += '\n';
     }
-    if (Status st = c.CopyIn(std::string("COPY ") + kStagingTable +
-                                 " (id, md5, metadata, embedding) FROM STDIN",
-                             buf, "COPY");
+    if (Status st = c.CopyIn(
+            std::string("COPY ") + kStagingTable + " (id, md5, metadata, embedding) FROM STDIN",
+            buf, "COPY");
         !st) {
       return fail(st.error());
     }

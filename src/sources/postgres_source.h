@@ -36,9 +36,9 @@ namespace embedstream::sources {
 
 struct PostgresSourceOptions {
   pg::ConnectionOptions connection;
-  pg::SchemaOptions schema;                 // tables, columns, dim, model_name
-  size_t batch_max_tokens = 8192;           // token budget of one round
-  size_t batch_max_rows = 512;              // rows claimed per round at most
+  pg::SchemaOptions schema;        // tables, columns, dim, model_name
+  size_t batch_max_tokens = 8192;  // token budget of one round
+  size_t batch_max_rows = 512;     // rows claimed per round at most
   std::chrono::milliseconds poll_interval{5000};
   std::chrono::milliseconds stats_interval{2000};  // pending count refresh while busy
   std::chrono::milliseconds retry_base{200};

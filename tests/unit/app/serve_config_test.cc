@@ -17,8 +17,7 @@ class ServeConfigTest : public ::testing::Test {
     for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
                           "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
                           "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST",
-                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER",
-                          "DATABASE_PASSWORD"}) {
+                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
