@@ -71,6 +71,8 @@ int PgCommand::Run(const std::string& action) {
   so.schema.embeddings_table = pg.embeddings_table;
   so.schema.id_column = pg.id_column;
   so.schema.text_column = pg.text_column;
+  so.schema.hnsw_m = pg.hnsw_m;
+  so.schema.hnsw_ef_construction = pg.hnsw_ef_construction;
   so.batch_max_tokens = config->batch_max_tokens;
   so.reembed_other_models = action == "reembed";
   auto source = sources::PostgresSource::Connect(std::move(so), **enc);

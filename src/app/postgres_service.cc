@@ -24,6 +24,8 @@ Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(const ServeConfig&
   o.embeddings_table = pg.embeddings_table;
   o.id_column = pg.id_column;
   o.text_column = pg.text_column;
+  o.hnsw_m = pg.hnsw_m;
+  o.hnsw_ef_construction = pg.hnsw_ef_construction;
   o.dim = encoder.dim();
   o.model_name = encoder.info().model_name;
   return sinks::PostgresSink::Connect(o);
@@ -72,6 +74,8 @@ Result<std::unique_ptr<PostgresService>> PostgresService::Open(const ServeConfig
     so.schema.embeddings_table = pg.embeddings_table;
     so.schema.id_column = pg.id_column;
     so.schema.text_column = pg.text_column;
+    so.schema.hnsw_m = pg.hnsw_m;
+    so.schema.hnsw_ef_construction = pg.hnsw_ef_construction;
     so.batch_max_tokens = config.batch_max_tokens;
     so.poll_interval = std::chrono::milliseconds(pg.poll_interval_ms);
     so.retry_base = std::chrono::milliseconds(config.retry_base_ms);

@@ -120,6 +120,10 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       if (pg["embeddings_table"]) {
         c.postgres.embeddings_table = pg["embeddings_table"].as<std::string>();
       }
+      if (pg["hnsw_m"]) c.postgres.hnsw_m = pg["hnsw_m"].as<int>();
+      if (pg["hnsw_ef_construction"]) {
+        c.postgres.hnsw_ef_construction = pg["hnsw_ef_construction"].as<int>();
+      }
     }
     if (auto sink = root["sinks"]["postgres"]) {
       if (sink["mode"]) c.postgres.sink_mode = sink["mode"].as<std::string>();
@@ -288,6 +292,8 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("password").String("***");
   w.Key("text_table").String(pg.text_table);
   w.Key("embeddings_table").String(pg.embeddings_table);
+  w.Key("hnsw_m").Int(pg.hnsw_m);
+  w.Key("hnsw_ef_construction").Int(pg.hnsw_ef_construction);
   w.EndObject();
   w.Key("sinks").BeginObject().Key("postgres").BeginObject();
   w.Key("mode").String(pg.sink_mode);

@@ -45,6 +45,8 @@
 //     password: postgres                    # env DATABASE_PASSWORD
 //     text_table: text_messages
 //     embeddings_table: message_embeddings
+//     hnsw_m: 16                            # HNSW settings when the index is created
+//     hnsw_ef_construction: 64              # (32: faster inserts, slightly lower recall)
 //   sinks:
 //     postgres:
 //       mode: off                           # off | embeddings (text + vector rows) |
@@ -89,6 +91,8 @@ struct PostgresSettings {
   pg::ConnectionOptions connection;
   std::string text_table = "text_messages";
   std::string embeddings_table = "message_embeddings";
+  int hnsw_m = 16;
+  int hnsw_ef_construction = 64;
   std::string sink_mode = "off";  // off | embeddings | text
   bool source_enabled = false;
   std::string id_column = "id";

@@ -105,7 +105,9 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
   if (!hnsw) return hnsw.error();
   if (PQntuples(hnsw->get()) == 0) {
     if (auto r = conn.Exec("CREATE INDEX IF NOT EXISTS " + index + " ON " + s.embeddings_table +
-                               " USING hnsw (embedding vector_cosine_ops)",
+                               " USING hnsw (embedding vector_cosine_ops) WITH (m = " +
+                               std::to_string(o.hnsw_m) + ", ef_construction = " +
+                               std::to_string(o.hnsw_ef_construction) + ")",
                            PGRES_COMMAND_OK, "creating the HNSW index");
         !r) {
       return r.error();
@@ -142,6 +144,11 @@ std::string NotifyChannel(const std::string& text_table) {
 
 Result<Schema> EnsureSchema(Connection& conn, const SchemaOptions& o) {
   if (o.dim == 0) return Error(errc::invalid_argument, "postgres: dim must be > 0");
+  if (o.hnsw_m < 2 || o.hnsw_m > 100 || o.hnsw_ef_construction < 4 ||
+      o.hnsw_ef_construction > 1000 || o.hnsw_ef_construction < 2 * o.hnsw_m) {
+    return Error(errc::invalid_argument,
+                 "postgres: HNSW needs 2 <= m <= 100 and 2*m <= ef_construction <= 1000");
+  }
   if (o.text_table.empty() || o.embeddings_table.empty() || o.id_column.empty() ||
       o.text_column.empty()) {
     return Error(errc::invalid_argument, "postgres: table and column names must not be empty");

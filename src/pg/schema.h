@@ -32,6 +32,11 @@ struct SchemaOptions {
   // Add `metadata jsonb` to an existing text table that lacks it (the sink
   // stores record metadata there). The source only reads it when present.
   bool add_metadata_column = false;
+  // HNSW build settings, used only when the index is created (pgvector's
+  // defaults). Lower ef_construction inserts faster and finds a little less
+  // (bench/postgres: 32 gave +15% rows/s, recall@10 0.95 instead of 0.97).
+  int hnsw_m = 16;
+  int hnsw_ef_construction = 64;
 };
 
 // What EnsureSchema found: quoted identifiers for SQL, and the text table's

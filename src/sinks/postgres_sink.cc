@@ -238,6 +238,8 @@ Result<std::unique_ptr<PostgresSink>> PostgresSink::Connect(const PostgresSinkOp
   so.dim = options.dim;
   so.model_name = options.model_name;
   so.add_metadata_column = true;
+  so.hnsw_m = options.hnsw_m;
+  so.hnsw_ef_construction = options.hnsw_ef_construction;
   auto schema = pg::EnsureSchema(*self->impl_->conn, so);
   if (!schema) return schema.error();
   if (options.require_uuid_ids && schema->id_type != "uuid") {
@@ -278,8 +280,20 @@ Result<size_t> PostgresSink::Upsert(std::span<const PgRow> rows) {
   for (const PgRow& row : rows) {
     if (Status st = CheckRow(row, options_.dim, true); !st) return st.error();
   }
-  return impl_->conn->WithReconnect<size_t>(
-      [&] { return impl_->UpsertOnce(rows, options_, true); });
+  return UpsertChunks(rows, true);
+}
+
+Result<size_t> PostgresSink::UpsertChunks(std::span<const PgRow> rows, bool with_vectors) {
+  const size_t chunk = std::max<size_t>(1, options_.rows_per_transaction);
+  size_t changed = 0;
+  for (size_t at = 0; at < rows.size(); at += chunk) {
+    auto part = rows.subspan(at, std::min(chunk, rows.size() - at));
+    auto n = impl_->conn->WithReconnect<size_t>(
+        [&] { return impl_->UpsertOnce(part, options_, with_vectors); });
+    if (!n) return n.error();
+    changed += *n;
+  }
+  return changed;
 }
 
 Result<size_t> PostgresSink::UpsertText(std::span<const PgRow> rows) {
@@ -287,8 +301,7 @@ Result<size_t> PostgresSink::UpsertText(std::span<const PgRow> rows) {
   for (const PgRow& row : rows) {
     if (Status st = CheckRow(row, options_.dim, false); !st) return st.error();
   }
-  return impl_->conn->WithReconnect<size_t>(
-      [&] { return impl_->UpsertOnce(rows, options_, false); });
+  return UpsertChunks(rows, false);
 }
 
 Result<std::vector<PgHit>> PostgresSink::Search(const std::vector<float>& q, size_t k,

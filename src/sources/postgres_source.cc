@@ -70,23 +70,27 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Connect(PostgresSourceOp
     return Error(errc::invalid_argument, "postgres source: batch sizes must be > 0");
   }
   std::unique_ptr<PostgresSource> self(new PostgresSource(std::move(options), encoder));
-  auto conn = pg::Connection::Open(self->options_.connection);
-  if (!conn) return conn.error();
-  self->conn_ = std::move(*conn);
-  auto schema = pg::EnsureSchema(*self->conn_, self->options_.schema);
+  for (Lane& lane : self->lanes_) {
+    auto conn = pg::Connection::Open(self->options_.connection);
+    if (!conn) return conn.error();
+    lane.conn = std::move(*conn);
+  }
+  auto schema = pg::EnsureSchema(*self->lanes_[0].conn, self->options_.schema);
   if (!schema) return schema.error();
   self->schema_ = std::move(*schema);
   const pg::Schema& s = self->schema_;
   self->pending_predicate_ =
       "(e.id IS NULL OR e.text_md5 IS DISTINCT FROM md5(t." + s.text_column + ")" +
       (self->options_.reembed_other_models ? " OR e.model_name IS DISTINCT FROM $2::text)" : ")");
-  if (Status st = self->Setup(); !st) return st.error();
+  for (size_t i = 0; i < 2; ++i) {
+    if (Status st = self->Setup(self->lanes_[i], i == 0); !st) return st.error();
+  }
   self->stats_.connected = true;
   return self;
 }
 
-Status PostgresSource::Setup() {
-  pg::Connection& c = *conn_;
+Status PostgresSource::Setup(Lane& lane, bool listen) {
+  pg::Connection& c = *lane.conn;
   if (auto r = c.Exec(std::string("CREATE TEMP TABLE IF NOT EXISTS ") + kStagingTable +
                           " (id text, md5 text, metadata jsonb, embedding vector) ON COMMIT "
                           "DELETE ROWS",
@@ -94,20 +98,28 @@ Status PostgresSource::Setup() {
       !r) {
     return r.error();
   }
-  if (auto r = c.Exec("LISTEN " + c.Quote(schema_.channel), PGRES_COMMAND_OK, "LISTEN"); !r) {
-    return r.error();
+  if (listen) {
+    if (auto r = c.Exec("LISTEN " + c.Quote(schema_.channel), PGRES_COMMAND_OK, "LISTEN"); !r) {
+      return r.error();
+    }
+    auto has = pg::HasNotifyTrigger(c, options_.schema);
+    if (!has) return has.error();
+    stats_.listening = *has;
   }
-  auto has = pg::HasNotifyTrigger(c, options_.schema);
-  if (!has) return has.error();
-  stats_.listening = *has;
-  setup_generation_ = c.generation();
+  lane.setup_generation = c.generation();
   return {};
 }
 
-Result<size_t> PostgresSource::RoundOnce() {
-  pg::Connection& c = *conn_;
+Status PostgresSource::Ready(Lane& lane, bool listen) {
+  if (Status st = lane.conn->EnsureConnected(); !st) return st;
+  if (lane.setup_generation == lane.conn->generation()) return {};
+  stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
+  return Setup(lane, listen);
+}
+
+Result<PostgresSource::Prepared> PostgresSource::ClaimAndEmbed(pg::Connection& c) {
   const pg::Schema& s = schema_;
-  auto fail = [&](Error e) -> Result<size_t> {
+  auto fail = [&](Error e) -> Result<Prepared> {
     c.RollbackIfNeeded();
     return e;
   };
@@ -119,19 +131,22 @@ Result<size_t> PostgresSource::RoundOnce() {
   const std::string from = " FROM " + s.text_table + " t LEFT JOIN " + s.embeddings_table +
                            " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column +
                            " IS NOT NULL AND " + pending_predicate_;
+  const auto t_begin = Clock::now();
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
-  // Lock up to `limit` pending rows no other worker holds.
+  // Lock up to `limit` pending rows no other worker (or lane) holds.
   auto locked = c.ExecParams(
       "SELECT t." + s.id_column + "::text" + from + " LIMIT $1::bigint FOR UPDATE OF t SKIP LOCKED",
       params, PGRES_TUPLES_OK, "claiming pending rows");
   if (!locked) return fail(locked.error());
   const int n_locked = PQntuples(locked->get());
+  Prepared out;
   if (n_locked == 0) {
     if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
-    return size_t{0};
+    return out;
   }
+  out.claimed = static_cast<size_t>(n_locked);
   std::vector<std::string> ids;
-  ids.reserve(static_cast<size_t>(n_locked));
+  ids.reserve(out.claimed);
   for (int i = 0; i < n_locked; ++i) ids.emplace_back(PQgetvalue(locked->get(), i, 0));
   // Read them again with a fresh snapshot: a row another worker committed
   // between our snapshot and our lock is no longer pending.
@@ -148,6 +163,7 @@ Result<size_t> PostgresSource::RoundOnce() {
     claimed.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                        PQgetisnull(r, i, 3) ? std::string() : std::string(PQgetvalue(r, i, 3))});
   }
+  const auto t_claimed = Clock::now();
   // Tokenize and cut at the token budget (at least one row); the rest stay
   // pending and are released at COMMIT.
   std::vector<std::vector<int32_t>> seqs;
@@ -158,32 +174,46 @@ Result<size_t> PostgresSource::RoundOnce() {
     tokens += ids_of.size();
     seqs.push_back(std::move(ids_of));
   }
-  if (!seqs.empty()) {
-    avg_tokens_ = 0.7 * avg_tokens_ + 0.3 * static_cast<double>(tokens) / seqs.size();
-  }
-  const size_t n = seqs.size();
-  if (n > 0) {
+  out.rows = seqs.size();
+  if (out.rows > 0) {
+    avg_tokens_ = 0.7 * avg_tokens_ + 0.3 * static_cast<double>(tokens) / out.rows;
     const size_t dim = encoder_.dim();
-    std::vector<float> vectors(n * dim);
+    std::vector<float> vectors(out.rows * dim);
     encoder_.EmbedTokens(seqs, vectors.data());
-    std::string buf;
-    for (size_t i = 0; i < n; ++i) {
-      pg::AppendCopyText(buf, claimed[i].id);
-      buf += '\t';
-      buf += claimed[i].md5;
-      buf += '\t';
+    for (size_t i = 0; i < out.rows; ++i) {
+      pg::AppendCopyText(out.copy, claimed[i].id);
+      out.copy += '\t';
+      out.copy += claimed[i].md5;
+      out.copy += '\t';
       if (claimed[i].metadata.empty()) {
-        buf += "\\N";
+        out.copy += "\\N";
       } else {
-        pg::AppendCopyText(buf, claimed[i].metadata);
+        pg::AppendCopyText(out.copy, claimed[i].metadata);
       }
-      buf += '\t';
-      pg::AppendVector(buf, {vectors.data() + i * dim, dim});
-      buf += '\n';
+      out.copy += '\t';
+      pg::AppendVector(out.copy, {vectors.data() + i * dim, dim});
+      out.copy += '\n';
     }
-    if (Status st = c.CopyIn(
-            std::string("COPY ") + kStagingTable + " (id, md5, metadata, embedding) FROM STDIN",
-            buf, "COPY");
+  }
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  out.claim_ms = ms(t_claimed - t_begin);
+  out.embed_ms = ms(Clock::now() - t_claimed);
+  return out;
+}
+
+Result<size_t> PostgresSource::Write(pg::Connection& c, const Prepared& p) {
+  const pg::Schema& s = schema_;
+  auto fail = [&](Error e) -> Result<size_t> {
+    c.RollbackIfNeeded();
+    return e;
+  };
+  const auto t0 = Clock::now();
+  if (p.rows > 0) {
+    if (Status st = c.CopyIn(std::string("COPY ") + kStagingTable +
+                                 " (id, md5, metadata, embedding) FROM STDIN",
+                             p.copy, "COPY");
         !st) {
       return fail(st.error());
     }
@@ -197,29 +227,76 @@ Result<size_t> PostgresSource::RoundOnce() {
     if (!written) return fail(written.error());
   }
   if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
-  stats_.embedded.fetch_add(n, std::memory_order_relaxed);
+  GetLogger("postgres")->debug(
+      "postgres source: round of {} rows ({} claimed): claim {:.1f} ms, embed {:.1f} ms, write "
+      "{:.1f} ms",
+      p.rows, p.claimed, p.claim_ms, p.embed_ms,
+      std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  stats_.embedded.fetch_add(p.rows, std::memory_order_relaxed);
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
-  // A round that claimed rows but wrote none (all finished by another worker
-  // meanwhile) still made progress: report 1 so callers look again.
-  return std::max<size_t>(n, 1);
+  return p.rows;
+}
+
+Result<size_t> PostgresSource::FinishWrite() {
+  if (!writing_) return size_t{0};
+  auto r = writing_->get();
+  writing_.reset();
+  return r;
+}
+
+Result<size_t> PostgresSource::Step() {
+  Lane& lane = lanes_[next_];
+  Result<Prepared> prepared = Error(errc::internal, "not run");
+  if (Status st = Ready(lane, next_ == 0); !st) {
+    prepared = st.error();
+  } else {
+    prepared = ClaimAndEmbed(*lane.conn);  // meanwhile the other lane writes
+  }
+  auto previous = FinishWrite();
+  if (!prepared) return prepared.error();  // its round rolled back: pending again
+  if (!previous) {
+    // The other lane's round rolled back (its rows are pending again); this
+    // round is fine: write it before reporting.
+    if (auto mine = Write(*lane.conn, *prepared); !mine) {
+      GetLogger("postgres")->debug("postgres source: {}", mine.error().ToString());
+    }
+    return previous.error();
+  }
+  if (prepared->claimed == 0) return *previous;  // committed; nothing left to claim
+  // The write runs on its own thread while the next round claims and embeds
+  // on the other lane.
+  writing_ = std::async(std::launch::async,
+                        [this, &lane, batch = std::move(*prepared)]() -> Result<size_t> {
+                          return Write(*lane.conn, batch);
+                        });
+  next_ ^= 1;
+  // A round that claimed rows but embedded none (another worker finished
+  // them meanwhile) still made progress: report at least 1 so callers go on.
+  return std::max<size_t>(*previous, 1);
 }
 
 Result<size_t> PostgresSource::RunOnce() {
-  if (Status st = conn_->EnsureConnected(); !st) return st.error();
-  if (setup_generation_ != conn_->generation()) {
-    stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
-    if (Status st = Setup(); !st) return st.error();
-  }
-  return RoundOnce();
+  auto n = Step();
+  auto last = FinishWrite();
+  if (!n) return n.error();
+  if (!last) return last.error();
+  return *n + *last;
 }
 
 Result<size_t> PostgresSource::Drain(const std::atomic<bool>* stop) {
   const uint64_t before = stats_.embedded.load();
+  Status failed;
   while (stop == nullptr || !stop->load()) {
-    auto n = RunOnce();
-    if (!n) return n.error();
+    auto n = Step();
+    if (!n) {
+      failed = n.error();
+      break;
+    }
     if (*n == 0) break;
   }
+  auto last = FinishWrite();
+  if (!failed) return failed.error();
+  if (!last) return last.error();
   return static_cast<size_t>(stats_.embedded.load() - before);
 }
 
@@ -244,8 +321,10 @@ Result<PendingCounts> PostgresSource::Count() {
     const std::string col = "t.created_at AS created_at";
     query.replace(query.find(col), col.size(), "NULL::timestamptz AS created_at");
   }
-  auto r = conn_->WithReconnect<pg::ResultPtr>(
-      [&] { return conn_->ExecParams(query, params, PGRES_TUPLES_OK, "counting pending rows"); });
+  // The lane the next round claims on: no write runs there.
+  pg::Connection& c = *lanes_[next_].conn;
+  auto r = c.WithReconnect<pg::ResultPtr>(
+      [&] { return c.ExecParams(query, params, PGRES_TUPLES_OK, "counting pending rows"); });
   if (!r) return r.error();
   PGresult* res = r->get();
   PendingCounts out;
@@ -276,12 +355,13 @@ void PostgresSource::Wait(const std::atomic<bool>& stop) {
       return;
     }
     const auto slice = std::min<Clock::duration>(until - now, std::chrono::milliseconds(200));
-    pollfd pfd{.fd = conn_->socket(), .events = POLLIN, .revents = 0};
+    pg::Connection& listener = *lanes_[0].conn;  // the lane that LISTENs
+    pollfd pfd{.fd = listener.socket(), .events = POLLIN, .revents = 0};
     const int ready = ::poll(
         &pfd, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(slice).count()));
     if (ready < 0 && errno != EINTR) return;
     if (ready <= 0) continue;
-    auto got = conn_->TakeNotifications();
+    auto got = listener.TakeNotifications();
     if (!got) return;  // the link broke: the next round reconnects
     if (!got->empty()) {
       stats_.notifications.fetch_add(got->size(), std::memory_order_relaxed);
@@ -306,10 +386,10 @@ void PostgresSource::Run(const std::atomic<bool>& stop) {
         options_.schema.text_table, options_.poll_interval.count());
   }
   while (!stop.load()) {
-    auto n = RunOnce();
+    auto n = Step();
     if (!n) {
       stats_.errors.fetch_add(1, std::memory_order_relaxed);
-      stats_.connected = !conn_->broken();
+      stats_.connected = !lanes_[0].conn->broken() && !lanes_[1].conn->broken();
       const auto pause = backoff.Next();
       log->error("postgres source: {}; retrying in {} ms", n.error().ToString(), pause.count());
       SleepUnlessStopped(pause, stop);
@@ -323,6 +403,10 @@ void PostgresSource::Run(const std::atomic<bool>& stop) {
     }
     RefreshCounts();
     Wait(stop);
+  }
+  if (auto last = FinishWrite(); !last) {
+    log->warn("postgres source: last round not written ({}); its rows stay pending",
+              last.error().ToString());
   }
   log->info("postgres source: stopped ({} rows embedded)", stats_.embedded.load());
 }

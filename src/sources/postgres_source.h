@@ -10,21 +10,28 @@
 //   embed:  tokenize, cut at the token budget, encoder
 //   write:  COPY into a temp table, INSERT ... ON CONFLICT DO UPDATE; COMMIT
 //
-// Rows are locked until the commit, so several processes share a table and
-// each row is embedded once; a crash or a lost connection rolls the round
-// back and the rows are pending again (nothing lost). Catch-up scan at start,
-// then LISTEN on the table's channel (trigger from `embedstream pg install`)
-// with a poll every poll_interval as fallback. A changed text is pending
-// again; rows embedded by another model are left alone unless
-// `reembed_other_models` (`embedstream pg reembed`).
+// Two connections take turns, so the encoder never waits for PostgreSQL:
+// while one writes and commits round k (pgvector's HNSW insert costs about as
+// much as embedding), the other claims and embeds round k+1.
 //
-// Threads: Run()/Drain() on one thread (it owns the connection); stats() from
+// Rows are locked until the commit, so several processes share a table and
+// each row is embedded once; a crash or a lost connection rolls the round back
+// and the rows are pending again (nothing lost). Catch-up scan at start, then
+// LISTEN on the table's channel (trigger from `embedstream pg install`) with a
+// poll every poll_interval as fallback. A changed text is pending again; rows
+// embedded by another model are left alone unless `reembed_other_models`
+// (`embedstream pg reembed`).
+//
+// Threads: Run()/Drain()/RunOnce() on one thread (it owns the connections and
+// starts the writes on a helper thread); stats() from
 // any thread.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/result.h"
@@ -90,18 +97,40 @@ class PostgresSource {
   const pg::Schema& schema() const { return schema_; }
 
  private:
+  // One connection and its session state (temp table; LISTEN on lane 0).
+  struct Lane {
+    std::unique_ptr<pg::Connection> conn;
+    uint64_t setup_generation = ~uint64_t{0};
+  };
+  // A claimed and embedded round, its transaction still open on its lane.
+  struct Prepared {
+    size_t claimed = 0;  // rows locked
+    size_t rows = 0;     // rows embedded (the rest stay pending)
+    std::string copy;    // COPY data for the staging table
+    double claim_ms = 0, embed_ms = 0;
+  };
+
   PostgresSource(PostgresSourceOptions options, model::SentenceEncoder& encoder);
-  Status Setup();  // after (re)connecting: temp table, LISTEN
-  Result<size_t> RoundOnce();
+  Status Setup(Lane& lane, bool listen);
+  Status Ready(Lane& lane, bool listen);  // reconnects and sets up when needed
+  Result<Prepared> ClaimAndEmbed(pg::Connection& c);
+  Result<size_t> Write(pg::Connection& c, const Prepared& p);
+  // Finishes the write in flight, if any; its rows (0 when none).
+  Result<size_t> FinishWrite();
+  // One pipelined step: claims and embeds on the free lane while the other
+  // lane's write finishes, then starts this lane's write. 0 when nothing
+  // was claimed (after the write in flight finished).
+  Result<size_t> Step();
   void RefreshCounts();
   // Waits for a notification or the poll interval (or stop).
   void Wait(const std::atomic<bool>& stop);
 
   PostgresSourceOptions options_;
   model::SentenceEncoder& encoder_;
-  std::unique_ptr<pg::Connection> conn_;
+  Lane lanes_[2];
+  size_t next_ = 0;  // the lane the next round claims on
+  std::optional<std::future<Result<size_t>>> writing_;  // on lanes_[next_ ^ 1]
   pg::Schema schema_;
-  uint64_t setup_generation_ = ~uint64_t{0};
   std::string pending_predicate_;  // SQL over t (text) and e (embeddings)
   double avg_tokens_ = 32;         // running mean tokens per row (claim size)
   std::chrono::steady_clock::time_point last_count_{};
