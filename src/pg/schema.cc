@@ -104,11 +104,11 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
       {s.embeddings_table}, PGRES_TUPLES_OK, "looking for an HNSW index");
   if (!hnsw) return hnsw.error();
   if (PQntuples(hnsw->get()) == 0) {
-    if (auto r = conn.Exec("CREATE INDEX IF NOT EXISTS " + index + " ON " + s.embeddings_table +
-                               " USING hnsw (embedding vector_cosine_ops) WITH (m = " +
-                               std::to_string(o.hnsw_m) + ", ef_construction = " +
-                               std::to_string(o.hnsw_ef_construction) + ")",
-                           PGRES_COMMAND_OK, "creating the HNSW index");
+    if (auto r = conn.Exec(
+            "CREATE INDEX IF NOT EXISTS " + index + " ON " + s.embeddings_table +
+                " USING hnsw (embedding vector_cosine_ops) WITH (m = " + std::to_string(o.hnsw_m) +
+                ", ef_construction = " + std::to_string(o.hnsw_ef_construction) + ")",
+            PGRES_COMMAND_OK, "creating the HNSW index");
         !r) {
       return r.error();
     }

@@ -88,10 +88,10 @@ class PostgresSink {
   PostgresSink& operator=(const PostgresSink&) = delete;
 
   // Upserts rows into both tables, rows_per_transaction rows per transaction
-  // (each all or nothing; within a transaction the last row for an id wins). Returns the number of table rows
-  // inserted or changed (0 for a replay of stored rows). unavailable:
-  // connection down (retry); invalid_argument: a row the server or the sink
-  // refuses (wrong dimension, NaN, bad JSON, NUL byte).
+  // (each all or nothing; within a transaction the last row for an id wins). Returns the number of
+  // table rows inserted or changed (0 for a replay of stored rows). unavailable: connection down
+  // (retry); invalid_argument: a row the server or the sink refuses (wrong dimension, NaN, bad
+  // JSON, NUL byte).
   Result<size_t> Upsert(std::span<const PgRow> rows);
   // Upserts id, text and metadata into the text table only (vectors are
   // ignored); a changed text makes the row pending for the CQRS source.

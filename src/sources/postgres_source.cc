@@ -211,9 +211,9 @@ Result<size_t> PostgresSource::Write(pg::Connection& c, const Prepared& p) {
   };
   const auto t0 = Clock::now();
   if (p.rows > 0) {
-    if (Status st = c.CopyIn(std::string("COPY ") + kStagingTable +
-                                 " (id, md5, metadata, embedding) FROM STDIN",
-                             p.copy, "COPY");
+    if (Status st = c.CopyIn(
+            std::string("COPY ") + kStagingTable + " (id, md5, metadata, embedding) FROM STDIN",
+            p.copy, "COPY");
         !st) {
       return fail(st.error());
     }
@@ -227,11 +227,12 @@ Result<size_t> PostgresSource::Write(pg::Connection& c, const Prepared& p) {
     if (!written) return fail(written.error());
   }
   if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
-  GetLogger("postgres")->debug(
-      "postgres source: round of {} rows ({} claimed): claim {:.1f} ms, embed {:.1f} ms, write "
-      "{:.1f} ms",
-      p.rows, p.claimed, p.claim_ms, p.embed_ms,
-      std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  GetLogger("postgres")
+      ->debug(
+          "postgres source: round of {} rows ({} claimed): claim {:.1f} ms, embed {:.1f} ms, write "
+          "{:.1f} ms",
+          p.rows, p.claimed, p.claim_ms, p.embed_ms,
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   stats_.embedded.fetch_add(p.rows, std::memory_order_relaxed);
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
   return p.rows;

@@ -128,7 +128,7 @@ class PostgresSource {
   PostgresSourceOptions options_;
   model::SentenceEncoder& encoder_;
   Lane lanes_[2];
-  size_t next_ = 0;  // the lane the next round claims on
+  size_t next_ = 0;                                     // the lane the next round claims on
   std::optional<std::future<Result<size_t>>> writing_;  // on lanes_[next_ ^ 1]
   pg::Schema schema_;
   std::string pending_predicate_;  // SQL over t (text) and e (embeddings)
