@@ -1,9 +1,13 @@
 #include "app/kafka_stream.h"
 
+#include "core/json_writer.h"
+
 #include <algorithm>
 #include <thread>
 
+#include "core/check.h"
 #include "core/clock.h"
+#include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/uuid.h"
 #include "pipeline/record.h"
@@ -21,6 +25,11 @@ KafkaStream::KafkaStream(ServeConfig config, model::SentenceEncoder& encoder)
       encoder_(encoder),
       backoff_({std::chrono::milliseconds(config_.retry_base_ms),
                 std::chrono::milliseconds(config_.retry_max_ms)}) {
+  for (const auto& [topic, mapping] : config_.kafka.mappings) {
+    auto compiled = pipeline::CompiledMapping::Compile(mapping);
+    ES_CHECK(compiled.ok());  // LoadServeConfig compiled it already
+    mappings_.emplace(topic, std::move(*compiled));
+  }
   RegisterMetrics();
 }
 
@@ -39,6 +48,24 @@ void KafkaStream::RegisterMetrics() {
                                   ExponentialBuckets(1, 2, 14));
   batch_tokens_hist_ = &reg.GetHistogram("embedstream_batch_size_tokens",
                                          "Tokens per encoder batch", ExponentialBuckets(16, 2, 12));
+  reg.AddCollector([this](std::string& out) {
+    if (breakers_.empty()) return;
+    AppendMetricHeader(out, "embedstream_sink_circuit_state",
+                       "Circuit breaker per sink: 0 closed, 1 half-open, 2 open", "gauge");
+    for (const auto& [name, breaker] : breakers_) {
+      const auto state = breaker->state();
+      const double v = state == pipeline::CircuitBreaker::State::kClosed     ? 0.0
+                       : state == pipeline::CircuitBreaker::State::kHalfOpen ? 1.0
+                                                                             : 2.0;
+      AppendSample(out, "embedstream_sink_circuit_state", {{"sink", name}}, v);
+    }
+    AppendMetricHeader(out, "embedstream_sink_circuit_opened_total",
+                       "Times the sink's circuit breaker opened", "counter");
+    for (const auto& [name, breaker] : breakers_) {
+      AppendSample(out, "embedstream_sink_circuit_opened_total", {{"sink", name}},
+                   static_cast<double>(breaker->opened_total()));
+    }
+  });
   reg.AddCollector([this](std::string& out) {
     auto counter = [&out](const char* name, const char* help, uint64_t v) {
       AppendScalarMetric(out, name, help, "counter", static_cast<double>(v));
@@ -73,12 +100,58 @@ KafkaStream::~KafkaStream() = default;
 
 void KafkaStream::SetStoreSink(store::EmbeddedStore* store, server::SseHub* hub) {
   store_ = store;
+  if (store != nullptr) BreakerFor("store");
   events_ = Lifecycle(hub);
 }
 
 void KafkaStream::SetPostgresSink(sinks::PostgresSink* sink, bool text_mode) {
   postgres_ = sink;
   postgres_text_mode_ = sink != nullptr && text_mode;
+  if (sink != nullptr) BreakerFor("postgres");
+}
+
+void KafkaStream::SetQdrantSink(sinks::QdrantSink* sink) {
+  qdrant_ = sink;
+  if (sink != nullptr) BreakerFor("qdrant");
+}
+
+pipeline::CircuitBreaker& KafkaStream::BreakerFor(const std::string& sink) {
+  auto it = breakers_.find(sink);
+  if (it != breakers_.end()) return *it->second;
+  auto on_change = [sink](pipeline::CircuitBreaker::State from, pipeline::CircuitBreaker::State to,
+                          const std::string& why) {
+    auto log = GetLogger("stream");
+    if (to == pipeline::CircuitBreaker::State::kOpen) {
+      log->warn("{} sink circuit {} -> open: {}; intake paused", sink, pipeline::StateName(from),
+                why);
+    } else {
+      log->info("{} sink circuit {} -> {}: {}", sink, pipeline::StateName(from),
+                pipeline::StateName(to), why);
+    }
+  };
+  auto breaker = std::make_unique<pipeline::CircuitBreaker>(config_.breaker, on_change);
+  return *breakers_.emplace(sink, std::move(breaker)).first->second;
+}
+
+std::string KafkaStream::SinksJson() const {
+  JsonWriter w;
+  w.BeginObject();
+  for (const auto& [name, breaker] : breakers_) {
+    const auto st = breaker->stats();
+    w.Key(name)
+        .BeginObject()
+        .Key("state")
+        .String(pipeline::StateName(st.state))
+        .Key("opened_total")
+        .Uint(st.opened_total)
+        .Key("rejected_calls")
+        .Uint(st.rejected_calls)
+        .Key("consecutive_failures")
+        .Int(st.consecutive_failures)
+        .EndObject();
+  }
+  w.EndObject();
+  return w.Take();
 }
 
 Status KafkaStream::Start() {
@@ -179,7 +252,11 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
   tracker_.Track(rec.topic, rec.partition, rec.offset);
   pipeline::DecodeOptions dopt;
   dopt.max_bytes = config_.max_record_bytes;
-  auto decoded = pipeline::DecodeRecord(rec.value, dopt);
+  const auto mapping = mappings_.find(rec.topic);
+  const bool mapped = mapping != mappings_.end();
+  auto decoded = mapped
+                     ? pipeline::MapEvent(rec.value, mapping->second, {.max_bytes = dopt.max_bytes})
+                     : pipeline::DecodeRecord(rec.value, dopt);
   if (!decoded.ok()) {
     SendDeadLetter(std::move(rec), decoded.error.reason, "decode", decoded.error.detail);
     return;
@@ -196,6 +273,7 @@ void KafkaStream::HandleRecord(sources::ConsumedRecord&& rec) {
                                                       "/" + std::to_string(rec.offset)));
   }
   p.metadata_json = std::move(decoded.record->metadata_json);
+  p.mapped = mapped;
   p.user_id = UserIdOf(p.metadata_json);
   p.event_key = rec.has_key && !rec.key.empty() ? rec.key : p.id;
   events_.Received(p.id, p.user_id, p.event_key);
@@ -280,22 +358,33 @@ void KafkaStream::FlushBatch() {
     batch_tokens_ = 0;
     return;
   }
-  std::vector<std::pair<size_t, std::string>> rejected;
-  if (postgres_ != nullptr && !PostgresBatch(true, rejected)) {
-    batch_.clear();  // as above
-    batch_tokens_ = 0;
-    return;
+  // Rows a sink refused (index -> sink, reason): they go to the DLQ, not out.
+  std::map<size_t, std::pair<std::string, std::string>> refused;
+  std::map<size_t, std::string> rejected;
+  if (postgres_ != nullptr) {
+    if (!PostgresBatch(true, rejected)) {
+      batch_.clear();  // as above
+      batch_tokens_ = 0;
+      return;
+    }
+    for (auto& [i, why] : rejected) refused.emplace(i, std::make_pair("postgres", why));
   }
-  size_t next_rejected = 0;
+  if (qdrant_ != nullptr) {
+    if (!QdrantBatch(rejected)) {
+      batch_.clear();  // as above
+      batch_tokens_ = 0;
+      return;
+    }
+    for (auto& [i, why] : rejected) refused.emplace(i, std::make_pair("qdrant", why));
+  }
   const double now = UnixSeconds();
   const std::string& model_name = encoder_.info().model_name;
   for (size_t i = 0; i < batch_.size(); ++i) {
     Pending& p = batch_[i];
-    if (next_rejected < rejected.size() && rejected[next_rejected].first == i) {
-      events_.Failed(p.id, p.user_id, p.event_key, rejected[next_rejected].second);
-      SendDeadLetter(std::move(p.source), "sink_rejected", "postgres",
-                     rejected[next_rejected].second);
-      ++next_rejected;
+    if (auto r = refused.find(i); r != refused.end()) {
+      const auto& [sink, why] = r->second;
+      events_.Failed(p.id, p.user_id, p.event_key, sink + ": " + why);
+      SendDeadLetter(std::move(p.source), "sink_rejected", sink, why);
       p.id.clear();  // no completion events below
       continue;
     }
@@ -338,21 +427,39 @@ void KafkaStream::FlushBatch() {
 
 bool KafkaStream::RetryWrite(const char* sink, const std::function<Status()>& write) {
   auto log = GetLogger("stream");
+  pipeline::CircuitBreaker& breaker = BreakerFor(sink);
   pipeline::Backoff backoff({std::chrono::milliseconds(config_.retry_base_ms),
                              std::chrono::milliseconds(config_.retry_max_ms)});
-  for (int attempt = 1;; ++attempt) {
-    Status st = write();
-    if (st.ok()) break;
-    stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    if (stop_ != nullptr && stop_->load()) {
-      log->error("{} sink failed while stopping ({}); the batch will be consumed again", sink,
-                 st.error().ToString());
+  for (int attempt = 1;;) {
+    if (stop_ != nullptr && stop_->load() && attempt > 1) {
+      log->error("{} sink still failing while stopping; the batch will be consumed again", sink);
       return false;
     }
+    if (!breaker.Allow()) {
+      // Open: no call until a probe is due; intake stays paused meanwhile.
+      stats_.paused = true;
+      const auto wait = std::clamp(breaker.RetryAfter(), std::chrono::milliseconds(10),
+                                   std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(wait);
+      if (stop_ != nullptr && stop_->load()) {
+        log->error("{} sink circuit open while stopping; the batch will be consumed again", sink);
+        return false;
+      }
+      continue;
+    }
+    Status st = write();
+    if (st.ok()) {
+      breaker.OnSuccess();
+      break;
+    }
+    breaker.OnFailure();
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
     const auto pause = backoff.Next();
     log->error("{} sink failed (attempt {}): {}; intake paused, retrying in {} ms", sink, attempt,
                st.error().ToString(), pause.count());
     stats_.paused = true;
+    ++attempt;
+    if (stop_ != nullptr && stop_->load()) continue;  // reported above on the next turn
     std::this_thread::sleep_for(pause);
   }
   return true;
@@ -375,8 +482,7 @@ bool KafkaStream::StoreBatch() {
   });
 }
 
-bool KafkaStream::PostgresBatch(bool with_vectors,
-                                std::vector<std::pair<size_t, std::string>>& rejected) {
+bool KafkaStream::PostgresBatch(bool with_vectors, std::map<size_t, std::string>& rejected) {
   const size_t dim = encoder_.dim();
   std::vector<sinks::PgRow> rows;
   rows.reserve(batch_.size());
@@ -398,27 +504,61 @@ bool KafkaStream::PostgresBatch(bool with_vectors,
       auto one = upsert(std::span(rows).subspan(i, 1));
       if (one.ok()) continue;
       if (one.error().code != errc::invalid_argument) return one.error();
-      rejected.emplace_back(i, one.error().message);
+      rejected.emplace(i, one.error().message);
     }
     return {};
   });
 }
 
+bool KafkaStream::QdrantBatch(std::map<size_t, std::string>& rejected) {
+  const size_t dim = encoder_.dim();
+  std::vector<sinks::QdrantPoint> points;
+  points.reserve(batch_.size());
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const Pending& p = batch_[i];
+    sinks::QdrantPoint point;
+    point.id = p.id;
+    point.vector.assign(vectors_.data() + i * dim, vectors_.data() + (i + 1) * dim);
+    // Mapped events carry their payload (with "text"); other records get
+    // their metadata's fields plus "text".
+    if (p.mapped) {
+      point.payload_json = p.metadata_json;
+    } else {
+      JsonWriter text;
+      text.String(p.text);
+      std::string meta = p.metadata_json.empty() ? "{}" : p.metadata_json;
+      while (!meta.empty() && meta.back() != '}') meta.pop_back();  // trailing space
+      if (meta.size() >= 2 && meta.front() == '{') {
+        meta.pop_back();
+        const bool empty = meta.find_first_not_of(" \t\r\n", 1) == std::string::npos;
+        point.payload_json = meta + (empty ? "" : ",") + "\"text\":" + text.Take() + "}";
+      } else {
+        point.payload_json = "{\"text\":" + text.Take() + "}";
+      }
+    }
+    points.push_back(std::move(point));
+  }
+  return RetryWrite("qdrant", [&]() -> Status {
+    rejected.clear();
+    auto out = qdrant_->Upsert(points);
+    if (!out) return out.error();
+    for (const auto& r : out->rejected) rejected.emplace(r.index, r.message);
+    return {};
+  });
+}
+
 void KafkaStream::FlushTextBatch() {
-  std::vector<std::pair<size_t, std::string>> rejected;
+  std::map<size_t, std::string> rejected;
   if (!PostgresBatch(false, rejected)) {
     batch_.clear();  // stopping: not acked, consumed again after a restart
     batch_tokens_ = 0;
     return;
   }
-  size_t next_rejected = 0;
   for (size_t i = 0; i < batch_.size(); ++i) {
     Pending& p = batch_[i];
-    if (next_rejected < rejected.size() && rejected[next_rejected].first == i) {
-      events_.Failed(p.id, p.user_id, p.event_key, rejected[next_rejected].second);
-      SendDeadLetter(std::move(p.source), "sink_rejected", "postgres",
-                     rejected[next_rejected].second);
-      ++next_rejected;
+    if (auto r = rejected.find(i); r != rejected.end()) {
+      events_.Failed(p.id, p.user_id, p.event_key, "postgres: " + r->second);
+      SendDeadLetter(std::move(p.source), "sink_rejected", "postgres", r->second);
       continue;
     }
     stats_.postgres_rows.fetch_add(1, std::memory_order_relaxed);

@@ -32,10 +32,13 @@
 #include "core/result.h"
 #include "model/sentence_encoder.h"
 #include "pipeline/backoff.h"
+#include "pipeline/circuit_breaker.h"
+#include "pipeline/event_mapping.h"
 #include "pipeline/offset_tracker.h"
 #include "server/sse_hub.h"
 #include "sinks/kafka_producer.h"
 #include "sinks/postgres_sink.h"
+#include "sinks/qdrant_sink.h"
 #include "sources/kafka_consumer.h"
 #include "store/embedded_store.h"
 
@@ -73,6 +76,13 @@ class KafkaStream {
   // the rows are committed in PostgreSQL. A down database pauses intake and is
   // retried; a row PostgreSQL refuses goes to the DLQ (reason sink_rejected).
   void SetPostgresSink(sinks::PostgresSink* sink, bool text_mode);
+  // Also writes points into Qdrant (may be null; must outlive the stream):
+  // id, vector, payload = the record's metadata (for mapped events: the
+  // mapped fields) plus "text". Same retry, breaker and DLQ rules.
+  void SetQdrantSink(sinks::QdrantSink* sink);
+  // {"store": {"state", "opened_total", "rejected_calls", "consecutive_failures"}, ...}
+  // for each sink in use; safe from any thread.
+  std::string SinksJson() const;
   Status Start();                           // connects consumer and producer
   void Run(const std::atomic<bool>& stop);  // until stop; then drains and commits
   const StreamStats& stats() const { return stats_; }
@@ -86,6 +96,7 @@ class KafkaStream {
     std::string text;
     std::string input_source;
     std::string metadata_json;
+    bool mapped = false;    // metadata_json is a mapped payload (has "text")
     std::string user_id;    // metadata.user_id, for /events?user_id=
     std::string event_key;  // the record key, else the id, for /events?key=
     double input_timestamp = 0;
@@ -120,10 +131,15 @@ class KafkaStream {
   // batch it refuses is written row by row and the indexes of the rows it
   // refuses land in `rejected` (with their reasons). false when stopping
   // before it succeeded.
-  bool PostgresBatch(bool with_vectors, std::vector<std::pair<size_t, std::string>>& rejected);
+  bool PostgresBatch(bool with_vectors, std::map<size_t, std::string>& rejected);
   // Retries `write` with backoff (intake paused) until it succeeds; false when
   // stopping first.
+  // Each sink has a circuit breaker: while it is open no write is tried and
+  // intake stays paused; nothing is dropped.
   bool RetryWrite(const char* sink, const std::function<Status()>& write);
+  // Writes the batch in hand into Qdrant; refused points land in `rejected`.
+  bool QdrantBatch(std::map<size_t, std::string>& rejected);
+  pipeline::CircuitBreaker& BreakerFor(const std::string& sink);
   // Text mode: the batch in hand into the text table, then its offsets acked.
   void FlushTextBatch();
   void Send(uint64_t token);
@@ -174,6 +190,10 @@ class KafkaStream {
   std::vector<float> vectors_;
   store::EmbeddedStore* store_ = nullptr;
   sinks::PostgresSink* postgres_ = nullptr;
+  sinks::QdrantSink* qdrant_ = nullptr;
+  std::map<std::string, pipeline::CompiledMapping> mappings_;  // by input topic
+  // One per sink in use, created before Run (the map is not modified after).
+  std::map<std::string, std::unique_ptr<pipeline::CircuitBreaker>> breakers_;
   bool postgres_text_mode_ = false;
   Lifecycle events_{nullptr};
   const std::atomic<bool>* stop_ = nullptr;  // Run's flag

@@ -8,6 +8,7 @@
 
 #include "app/client_commands.h"
 #include "app/embed_command.h"
+#include "app/gen_command.h"
 #include "app/kafka_cli_commands.h"
 #include "app/model_command.h"
 #include "app/pg_command.h"
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
   events.Register(app);
   embedstream::app::PgCommand pg;
   pg.Register(app);
+  embedstream::app::GenCommand gen;
+  gen.Register(app);
 
   try {
     app.parse(argc, argv);

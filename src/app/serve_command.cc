@@ -11,6 +11,7 @@
 #include "app/kafka_stream.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
+#include "app/qdrant_search.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -129,7 +130,9 @@ void ServeCommand::Register(CLI::App& parent) {
   cmd->add_option("--pg-poll-ms", flags.pg_poll_ms,
                   "Poll interval of the PostgreSQL source when no NOTIFY arrives [5000]");
   cmd->add_option("--search-backend", flags.search_backend,
-                  "Where POST /embeddings/search looks: embedded or postgres [embedded]");
+                  "Where POST /embeddings/search looks: embedded, postgres or qdrant [embedded]");
+  cmd->add_option("--qdrant-url", flags.qdrant_url,
+                  "Write Kafka records' vectors into Qdrant at this URL [env: QDRANT_URL]");
   cmd->add_flag("--print-config", print_config, "Print the effective configuration and exit");
   cmd->footer(
       "Precedence: config file < environment < flags. Without Kafka brokers, serve runs the "
@@ -149,6 +152,7 @@ struct Service {
   std::unique_ptr<ApiRoutes> api;
   std::unique_ptr<PostgresService> postgres;
   std::unique_ptr<sinks::PostgresSink> postgres_sink;  // the Kafka pipeline's
+  std::unique_ptr<sinks::QdrantSink> qdrant_sink;      // the Kafka pipeline's
   std::unique_ptr<KafkaStream> kafka;
   std::unique_ptr<server::HttpServer> http;
 };
@@ -247,9 +251,20 @@ int ServeCommand::Run() {
     ApiOptions ao;
     ao.model_name = model_name;
     ao.auth_token = config->auth_token;
+    if (config->search_backend == "qdrant") {
+      auto search = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
+      if (!search) {
+        log->error("{}", search.error().ToString());
+        return 2;
+      }
+      ao.search_backend = QdrantSearchBackend(std::move(*search));
+      ao.search_backend_name = "qdrant";
+    }
     if (svc.postgres) {
-      ao.search_backend = svc.postgres->search_backend();
-      if (ao.search_backend) ao.search_backend_name = "postgres";
+      if (auto pg_search = svc.postgres->search_backend()) {
+        ao.search_backend = std::move(pg_search);
+        ao.search_backend_name = "postgres";
+      }
       if (svc.postgres->has_source()) {
         PostgresService* p = svc.postgres.get();
         ao.extra_status.emplace_back("postgres", [p] { return p->SourceStatsJson(); });
@@ -271,6 +286,15 @@ int ServeCommand::Run() {
       }
       svc.postgres_sink = std::move(*sink);
       svc.kafka->SetPostgresSink(svc.postgres_sink.get(), text_mode);
+    }
+    if (config->qdrant.enabled()) {
+      auto sink = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
+      if (!sink) {
+        log->error("{}", sink.error().ToString());
+        return 2;
+      }
+      svc.qdrant_sink = std::move(*sink);
+      svc.kafka->SetQdrantSink(svc.qdrant_sink.get());
     }
     if (auto st = svc.kafka->Start(); !st.ok()) {
       log->error("{}", st.error().ToString());
@@ -300,6 +324,8 @@ int ServeCommand::Run() {
     std::string body;
     if (svc.kafka) {
       body = StatsJson(svc.kafka->stats(), svc.kafka->Lag());
+      body.pop_back();  // '}': append the sinks' circuit breakers
+      body += R"(,"sinks":)" + svc.kafka->SinksJson() + "}";
       if (svc.api) {
         body.pop_back();  // '}' of the Kafka object: append the store's counters
         body += R"(,"store":)" + svc.api->StatusJson() + "}";

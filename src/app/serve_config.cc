@@ -73,6 +73,19 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
           c.kafka.properties[kv.first.as<std::string>()] = kv.second.as<std::string>();
         }
       }
+      if (auto maps = k["mappings"]) {
+        for (const auto& kv : maps) {
+          pipeline::EventMapping m;
+          const auto& v = kv.second;
+          if (v["id_field"]) m.id_field = v["id_field"].as<std::string>();
+          if (v["text_template"]) m.text_template = v["text_template"].as<std::string>();
+          if (v["payload_fields"]) {
+            m.payload_fields = v["payload_fields"].as<std::vector<std::string>>();
+          }
+          if (v["timestamp_field"]) m.timestamp_field = v["timestamp_field"].as<std::string>();
+          c.kafka.mappings[kv.first.as<std::string>()] = std::move(m);
+        }
+      }
     }
     if (auto b = root["batch"]) {
       if (b["max_tokens"]) c.batch_max_tokens = b["max_tokens"].as<size_t>();
@@ -84,6 +97,15 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       if (p["max_record_bytes"]) c.max_record_bytes = p["max_record_bytes"].as<size_t>();
       if (p["retry_base_ms"]) c.retry_base_ms = p["retry_base_ms"].as<int>();
       if (p["retry_max_ms"]) c.retry_max_ms = p["retry_max_ms"].as<int>();
+      if (auto b = p["breaker"]) {
+        if (b["failure_threshold"]) c.breaker.failure_threshold = b["failure_threshold"].as<int>();
+        if (b["failure_rate"]) c.breaker.failure_rate_threshold = b["failure_rate"].as<double>();
+        if (b["open_ms"])
+          c.breaker.open_duration = std::chrono::milliseconds(b["open_ms"].as<int>());
+        if (b["open_max_ms"]) {
+          c.breaker.open_duration_max = std::chrono::milliseconds(b["open_max_ms"].as<int>());
+        }
+      }
     }
     if (auto h = root["http"]) {
       if (h["host"]) c.http_host = h["host"].as<std::string>();
@@ -128,6 +150,13 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
     if (auto sink = root["sinks"]["postgres"]) {
       if (sink["mode"]) c.postgres.sink_mode = sink["mode"].as<std::string>();
     }
+    if (auto q = root["sinks"]["qdrant"]) {
+      if (q["url"]) c.qdrant.url = q["url"].as<std::string>();
+      if (q["collection"]) c.qdrant.collection = q["collection"].as<std::string>();
+      if (q["api_key"]) c.qdrant.api_key = q["api_key"].as<std::string>();
+      if (q["batch_size"]) c.qdrant.batch_size = q["batch_size"].as<size_t>();
+      if (q["timeout_ms"]) c.qdrant.timeout_ms = q["timeout_ms"].as<int>();
+    }
     if (auto src = root["sources"]["postgres"]) {
       if (src["enabled"]) c.postgres.source_enabled = src["enabled"].as<bool>();
       if (src["id_column"]) c.postgres.id_column = src["id_column"].as<std::string>();
@@ -161,6 +190,9 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (const char* v = Env("EMBEDSTREAM_DATA_DIR")) c.store_dir = v;
   if (const char* v = Env("EMBEDSTREAM_AUTH_TOKEN")) c.auth_token = v;
   c.postgres.connection = pg::ConnectionOptions::FromEnv(c.postgres.connection);
+  if (const char* v = Env("QDRANT_URL")) c.qdrant.url = v;
+  if (const char* v = Env("QDRANT_COLLECTION")) c.qdrant.collection = v;
+  if (const char* v = Env("QDRANT_API_KEY")) c.qdrant.api_key = v;
   for (const char* key : {"PORT", "EMBEDSTREAM_HTTP_PORT"}) {
     if (const char* v = Env(key)) {
       auto port = ParseLong(key, v);
@@ -186,6 +218,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (f.pg_source) c.postgres.source_enabled = true;
   if (f.pg_poll_ms >= 0) c.postgres.poll_interval_ms = static_cast<int>(f.pg_poll_ms);
   if (!f.search_backend.empty()) c.search_backend = f.search_backend;
+  if (!f.qdrant_url.empty()) c.qdrant.url = f.qdrant_url;
 
   if (c.kafka.input_topics.empty()) {
     return Error(errc::invalid_argument, "kafka.input_topics is empty");
@@ -216,13 +249,44 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
                  "sinks.postgres writes what the Kafka pipeline consumes: set "
                  "kafka.bootstrap_servers (--kafka-brokers)");
   }
-  if (c.search_backend != "embedded" && c.search_backend != "postgres") {
-    return Error(errc::invalid_argument,
-                 "search.backend must be embedded or postgres, not '" + c.search_backend + "'");
+  if (c.search_backend != "embedded" && c.search_backend != "postgres" &&
+      c.search_backend != "qdrant") {
+    return Error(
+        errc::invalid_argument,
+        "search.backend must be embedded, postgres or qdrant, not '" + c.search_backend + "'");
   }
-  if (c.search_backend == "postgres" && !c.store_enabled) {
+  if (c.search_backend != "embedded" && !c.store_enabled) {
     return Error(errc::invalid_argument,
-                 "search.backend postgres is served by the HTTP API, which needs store.enabled");
+                 "search.backend " + c.search_backend +
+                     " is served by the HTTP API, which needs store.enabled");
+  }
+  if (c.search_backend == "qdrant" && !c.qdrant.enabled()) {
+    return Error(errc::invalid_argument, "search.backend qdrant needs sinks.qdrant.url");
+  }
+  if (c.qdrant.enabled() && c.qdrant.url.rfind("http://", 0) != 0 &&
+      c.qdrant.url.rfind("https://", 0) != 0) {
+    return Error(
+        errc::invalid_argument,
+        "sinks.qdrant.url must start with http:// or https://, not '" + c.qdrant.url + "'");
+  }
+  if (c.qdrant.enabled() && c.kafka.enabled() && mode == "text") {
+    return Error(errc::invalid_argument,
+                 "sinks.qdrant needs vectors, but sinks.postgres.mode text embeds nothing on the "
+                 "Kafka path");
+  }
+  if (c.qdrant.batch_size < 1) return Error(errc::invalid_argument, "sinks.qdrant.batch_size < 1");
+  if (Status st = pipeline::ValidateCircuitBreakerOptions(c.breaker); !st) {
+    return Error(errc::invalid_argument, "pipeline.breaker: " + st.error().message);
+  }
+  for (const auto& [topic, mapping] : c.kafka.mappings) {
+    if (std::find(c.kafka.input_topics.begin(), c.kafka.input_topics.end(), topic) ==
+        c.kafka.input_topics.end()) {
+      return Error(errc::invalid_argument, "kafka.mappings." + topic + ": not an input topic");
+    }
+    if (auto compiled = pipeline::CompiledMapping::Compile(mapping); !compiled) {
+      return Error(errc::invalid_argument,
+                   "kafka.mappings." + topic + ": " + compiled.error().message);
+    }
   }
   if (c.postgres.poll_interval_ms < 10) {
     return Error(errc::invalid_argument, "sources.postgres.poll_interval_ms < 10");
@@ -264,6 +328,12 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("max_record_bytes").Uint(c.max_record_bytes);
   w.Key("retry_base_ms").Int(c.retry_base_ms);
   w.Key("retry_max_ms").Int(c.retry_max_ms);
+  w.Key("breaker").BeginObject();
+  w.Key("failure_threshold").Int(c.breaker.failure_threshold);
+  w.Key("failure_rate").Double(c.breaker.failure_rate_threshold);
+  w.Key("open_ms").Int(static_cast<int>(c.breaker.open_duration.count()));
+  w.Key("open_max_ms").Int(static_cast<int>(c.breaker.open_duration_max.count()));
+  w.EndObject();
   w.EndObject();
   w.Key("http").BeginObject();
   w.Key("host").String(c.http_host);
@@ -297,7 +367,15 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.EndObject();
   w.Key("sinks").BeginObject().Key("postgres").BeginObject();
   w.Key("mode").String(pg.sink_mode);
-  w.EndObject().EndObject();
+  w.EndObject();
+  w.Key("qdrant").BeginObject();
+  w.Key("url").String(c.qdrant.url);
+  w.Key("collection").String(c.qdrant.collection);
+  w.Key("api_key").String(c.qdrant.api_key.empty() ? "" : "***");
+  w.Key("batch_size").Uint(c.qdrant.batch_size);
+  w.Key("timeout_ms").Int(c.qdrant.timeout_ms);
+  w.EndObject();
+  w.EndObject();
   w.Key("sources").BeginObject().Key("postgres").BeginObject();
   w.Key("enabled").Bool(pg.source_enabled);
   w.Key("id_column").String(pg.id_column);

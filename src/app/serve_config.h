@@ -10,6 +10,12 @@
 //     dlq_topic: ""                         # "" = <first input topic>-dlq
 //     auto_offset_reset: earliest           # earliest | latest
 //     properties: {}                        # extra librdkafka settings
+//     mappings:                             # per input topic: how to read an event
+//       ecommerce-events:                   # (seed 002); topics without one take
+//         id_field: event_id                # seed 000/001 records or plain text
+//         text_template: "{product.name}. {product.description}"
+//         payload_fields: [event_type, user_id, product.category, product.price]
+//         timestamp_field: timestamp
 //   batch:
 //     max_tokens: 8192                      # token budget of one forward pass
 //     max_wait_ms: 50                       # no record waits longer than this for a batch
@@ -19,6 +25,11 @@
 //     max_record_bytes: 1048576             # larger records go to the DLQ
 //     retry_base_ms: 200
 //     retry_max_ms: 10000
+//     breaker:                              # a circuit breaker per sink
+//       failure_threshold: 5                # consecutive failures that open it
+//       failure_rate: 0.5                   # or this failure rate over 20 calls
+//       open_ms: 5000                       # first open period (doubles, up to open_max_ms)
+//       open_max_ms: 60000
 //   http:
 //     host: 0.0.0.0                         # env EMBEDSTREAM_HTTP_HOST
 //     port: 5000                            # env EMBEDSTREAM_HTTP_PORT / PORT
@@ -52,6 +63,13 @@
 //       mode: off                           # off | embeddings (text + vector rows) |
 //                                           # text (seed 001's text writer: text rows
 //                                           # only; sources.postgres embeds them)
+//     qdrant:
+//       url: ""                             # env QDRANT_URL; set: the Kafka pipeline
+//                                           # writes points (id, vector, payload)
+//       collection: ecommerce_embeddings    # env QDRANT_COLLECTION
+//       api_key: ""                         # env QDRANT_API_KEY
+//       batch_size: 256                     # points per upsert request
+//       timeout_ms: 10000
 //   sources:
 //     postgres:
 //       enabled: false                      # embed pending rows of postgres.text_table
@@ -59,7 +77,7 @@
 //       text_column: message
 //       poll_interval_ms: 5000              # fallback when no NOTIFY arrives
 //   search:
-//     backend: embedded                     # embedded | postgres (pgvector)
+//     backend: embedded                     # embedded | postgres (pgvector) | qdrant
 //   model: {...}                            # see encoder_flags.h
 
 #include <cstdint>
@@ -69,6 +87,8 @@
 
 #include "core/result.h"
 #include "pg/connection.h"
+#include "pipeline/circuit_breaker.h"
+#include "pipeline/event_mapping.h"
 
 namespace embedstream::app {
 
@@ -80,6 +100,7 @@ struct KafkaSettings {
   std::string dlq_topic;
   std::string auto_offset_reset = "earliest";
   std::map<std::string, std::string> properties;
+  std::map<std::string, pipeline::EventMapping> mappings;  // by input topic
 
   bool enabled() const { return !bootstrap_servers.empty(); }
   std::string DlqTopic() const {
@@ -100,6 +121,15 @@ struct PostgresSettings {
   int poll_interval_ms = 5000;
 };
 
+struct QdrantSettings {
+  std::string url;  // empty: no Qdrant sink
+  std::string collection = "ecommerce_embeddings";
+  std::string api_key;
+  size_t batch_size = 256;
+  int timeout_ms = 10000;
+  bool enabled() const { return !url.empty(); }
+};
+
 struct ServeConfig {
   KafkaSettings kafka;
   size_t batch_max_tokens = 8192;
@@ -109,6 +139,7 @@ struct ServeConfig {
   size_t max_record_bytes = 1 << 20;
   int retry_base_ms = 200;
   int retry_max_ms = 10000;
+  pipeline::CircuitBreakerOptions breaker;
   std::string http_host = "0.0.0.0";
   int http_port = 5000;
   size_t http_max_body_bytes = 1 << 20;
@@ -120,6 +151,7 @@ struct ServeConfig {
   size_t sse_ring = 10000;
   int sse_heartbeat_ms = 15000;
   PostgresSettings postgres;
+  QdrantSettings qdrant;
   std::string search_backend = "embedded";  // embedded | postgres
   std::string log_level = "info";
 };
@@ -145,6 +177,7 @@ struct ServeFlags {
   bool pg_source = false;
   long pg_poll_ms = -1;
   std::string search_backend;
+  std::string qdrant_url;
 };
 
 Result<ServeConfig> LoadServeConfig(const ServeFlags& flags);

@@ -1,0 +1,22 @@
+#pragma once
+// search.backend qdrant: POST /embeddings/search over a Qdrant collection
+// (the one sinks.qdrant writes), through its own QdrantSink connection used
+// by the API's search thread only. The metadata filter becomes Qdrant `must`
+// conditions (QdrantSink::FilterToQdrant); a hit's text is payload "text", its
+// metadata the whole payload, its id the original id when it was mapped.
+
+#include <memory>
+
+#include "app/api_routes.h"
+#include "app/serve_config.h"
+#include "sinks/qdrant_sink.h"
+
+namespace embedstream::app {
+
+// The sink options of sinks.qdrant for a model of `dim` dimensions.
+sinks::QdrantSinkOptions QdrantOptions(const QdrantSettings& settings, size_t dim);
+
+// A search backend over `sink` (shared: it lives as long as the backend).
+SearchBackend QdrantSearchBackend(std::shared_ptr<sinks::QdrantSink> sink);
+
+}  // namespace embedstream::app
