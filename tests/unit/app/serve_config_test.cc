@@ -17,7 +17,8 @@ class ServeConfigTest : public ::testing::Test {
     for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
                           "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
                           "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST",
-                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD"}) {
+                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY",
+                          "QDRANT_COLLECTION"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -172,6 +173,73 @@ TEST_F(ServeConfigTest, PostgresSectionsFileEnvFlagsAndChecks) {
   f.no_store = true;
   f.pg_source = true;
   EXPECT_TRUE(LoadServeConfig(f).ok());
+}
+
+TEST_F(ServeConfigTest, MappingsQdrantAndBreaker) {
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka:\n  bootstrap_servers: b:9092\n  input_topics: [ecommerce-events, other]\n"
+      "  mappings:\n    ecommerce-events:\n      id_field: event_id\n"
+      "      text_template: \"{product.name}. {product.description}\"\n"
+      "      payload_fields: [event_type, product.category]\n      timestamp_field: timestamp\n"
+      "sinks:\n  qdrant:\n    url: http://q:6333\n    collection: c1\n    api_key: k-file\n"
+      "    batch_size: 64\n"
+      "pipeline:\n  breaker:\n    failure_threshold: 3\n    failure_rate: 0.25\n"
+      "    open_ms: 1000\n    open_max_ms: 8000\n"
+      "search:\n  backend: qdrant\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  ASSERT_EQ(c->kafka.mappings.count("ecommerce-events"), 1u);
+  const auto& m = c->kafka.mappings.at("ecommerce-events");
+  EXPECT_EQ(m.id_field, "event_id");
+  EXPECT_EQ(m.text_template, "{product.name}. {product.description}");
+  EXPECT_EQ(m.payload_fields, (std::vector<std::string>{"event_type", "product.category"}));
+  EXPECT_EQ(m.timestamp_field, "timestamp");
+  EXPECT_EQ(c->qdrant.url, "http://q:6333");
+  EXPECT_EQ(c->qdrant.collection, "c1");
+  EXPECT_EQ(c->qdrant.batch_size, 64u);
+  EXPECT_EQ(c->breaker.failure_threshold, 3);
+  EXPECT_DOUBLE_EQ(c->breaker.failure_rate_threshold, 0.25);
+  EXPECT_EQ(c->breaker.open_duration.count(), 1000);
+  EXPECT_EQ(c->search_backend, "qdrant");
+  const std::string json = ServeConfigJson(*c);
+  EXPECT_EQ(json.find("k-file"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(json)["sinks"]["qdrant"]["url"], "http://q:6333");
+
+  ::setenv("QDRANT_URL", "http://env:6333", 1);
+  ::setenv("QDRANT_COLLECTION", "c-env", 1);
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->qdrant.url, "http://env:6333");
+  EXPECT_EQ(c->qdrant.collection, "c-env");
+  f.qdrant_url = "http://flag:6333";
+  EXPECT_EQ(LoadServeConfig(f)->qdrant.url, "http://flag:6333");
+}
+
+TEST_F(ServeConfigTest, MappingQdrantAndBreakerErrorsNameTheSetting) {
+  const auto error_of = [&](const std::string& yaml) {
+    ServeFlags f;
+    f.config_file = Yaml(yaml);
+    auto c = LoadServeConfig(f);
+    return c.ok() ? std::string("accepted") : c.error().message;
+  };
+  const std::string kafka = "kafka:\n  bootstrap_servers: b:9092\n  input_topics: [t]\n";
+  EXPECT_NE(error_of(kafka + "  mappings:\n    t:\n      text_template: \"{unclosed\"\n")
+                .find("kafka.mappings.t"),
+            std::string::npos);
+  EXPECT_NE(error_of(kafka + "  mappings:\n    nope:\n      text_template: \"{a}\"\n")
+                .find("not an input topic"),
+            std::string::npos);
+  EXPECT_NE(error_of(kafka + "sinks:\n  qdrant:\n    url: q:6333\n").find("http://"),
+            std::string::npos);
+  EXPECT_NE(error_of(kafka + "pipeline:\n  breaker:\n    failure_rate: 2\n")
+                .find("pipeline.breaker"),
+            std::string::npos);
+  EXPECT_NE(error_of("search:\n  backend: qdrant\n").find("sinks.qdrant.url"), std::string::npos);
+  EXPECT_NE(error_of(kafka + "sinks:\n  qdrant:\n    url: http://q\n  postgres:\n"
+                             "    mode: text\n")
+                .find("sinks.qdrant"),
+            std::string::npos);
 }
 
 }  // namespace
