@@ -538,13 +538,41 @@ bool KafkaStream::QdrantBatch(std::map<size_t, std::string>& rejected) {
     }
     points.push_back(std::move(point));
   }
-  return RetryWrite("qdrant", [&]() -> Status {
-    rejected.clear();
-    auto out = qdrant_->Upsert(points);
-    if (!out) return out.error();
-    for (const auto& r : out->rejected) rejected.emplace(r.index, r.message);
-    return {};
-  });
+  if (!RetryWrite("qdrant", [&]() -> Status {
+        rejected.clear();
+        auto out = qdrant_->Upsert(points);
+        if (!out) return out.error();
+        for (const auto& r : out->rejected) rejected.emplace(r.index, r.message);
+        return {};
+      })) {
+    return false;
+  }
+  // Points Qdrant refused get pipeline.retry_attempts tries in all (with
+  // backoff) before they go to the DLQ; a refusal is usually about the record
+  // and final, but a transient one then does not lose it.
+  pipeline::Backoff backoff({std::chrono::milliseconds(config_.retry_base_ms),
+                             std::chrono::milliseconds(config_.retry_max_ms)});
+  for (int attempt = 2; attempt <= config_.retry_attempts && !rejected.empty(); ++attempt) {
+    std::this_thread::sleep_for(backoff.Next());
+    std::vector<size_t> again;
+    std::vector<sinks::QdrantPoint> retry;
+    for (const auto& [i, why] : rejected) {
+      again.push_back(i);
+      retry.push_back(points[i]);
+    }
+    std::map<size_t, std::string> still;
+    if (!RetryWrite("qdrant", [&]() -> Status {
+          still.clear();
+          auto out = qdrant_->Upsert(retry);
+          if (!out) return out.error();
+          for (const auto& r : out->rejected) still.emplace(again[r.index], r.message);
+          return {};
+        })) {
+      return false;
+    }
+    rejected = std::move(still);
+  }
+  return true;
 }
 
 void KafkaStream::FlushTextBatch() {

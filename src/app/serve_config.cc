@@ -97,6 +97,7 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       if (p["max_record_bytes"]) c.max_record_bytes = p["max_record_bytes"].as<size_t>();
       if (p["retry_base_ms"]) c.retry_base_ms = p["retry_base_ms"].as<int>();
       if (p["retry_max_ms"]) c.retry_max_ms = p["retry_max_ms"].as<int>();
+      if (p["retry_attempts"]) c.retry_attempts = p["retry_attempts"].as<int>();
       if (auto b = p["breaker"]) {
         if (b["failure_threshold"]) c.breaker.failure_threshold = b["failure_threshold"].as<int>();
         if (b["failure_rate"]) c.breaker.failure_rate_threshold = b["failure_rate"].as<double>();
@@ -274,6 +275,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
                  "sinks.qdrant needs vectors, but sinks.postgres.mode text embeds nothing on the "
                  "Kafka path");
   }
+  if (c.retry_attempts < 1) return Error(errc::invalid_argument, "pipeline.retry_attempts < 1");
   if (c.qdrant.batch_size < 1) return Error(errc::invalid_argument, "sinks.qdrant.batch_size < 1");
   if (Status st = pipeline::ValidateCircuitBreakerOptions(c.breaker); !st) {
     return Error(errc::invalid_argument, "pipeline.breaker: " + st.error().message);
@@ -328,6 +330,7 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("max_record_bytes").Uint(c.max_record_bytes);
   w.Key("retry_base_ms").Int(c.retry_base_ms);
   w.Key("retry_max_ms").Int(c.retry_max_ms);
+  w.Key("retry_attempts").Int(c.retry_attempts);
   w.Key("breaker").BeginObject();
   w.Key("failure_threshold").Int(c.breaker.failure_threshold);
   w.Key("failure_rate").Double(c.breaker.failure_rate_threshold);

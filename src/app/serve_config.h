@@ -25,6 +25,9 @@
 //     max_record_bytes: 1048576             # larger records go to the DLQ
 //     retry_base_ms: 200
 //     retry_max_ms: 10000
+//     retry_attempts: 3                     # tries for a record a sink refuses (e.g. a
+//                                           # 400) before the DLQ; a sink that is down
+//                                           # is retried without limit (intake pauses)
 //     breaker:                              # a circuit breaker per sink
 //       failure_threshold: 5                # consecutive failures that open it
 //       failure_rate: 0.5                   # or this failure rate over 20 calls
@@ -139,6 +142,7 @@ struct ServeConfig {
   size_t max_record_bytes = 1 << 20;
   int retry_base_ms = 200;
   int retry_max_ms = 10000;
+  int retry_attempts = 3;  // tries for a record a sink refuses, before the DLQ
   pipeline::CircuitBreakerOptions breaker;
   std::string http_host = "0.0.0.0";
   int http_port = 5000;
