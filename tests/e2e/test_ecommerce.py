@@ -11,7 +11,8 @@ What these tests prove:
 * Qdrant failing for 10 s mid-run: the sink's circuit breaker opens, intake
   pauses, then everything arrives; no DLQ entry.
 * A point Qdrant refuses with 400: that record alone goes to the DLQ (reason
-  sink_rejected), every other one arrives.
+  sink_rejected, after pipeline.retry_attempts tries), every other one arrives;
+  events the mapping cannot use go to the DLQ as missing_id / empty_text.
 """
 import json
 import math
@@ -194,17 +195,29 @@ def test_point_refused_with_400_goes_alone_to_dlq(run, binary, model_dir, kafka_
     events = pl.generate(1000, seed=23)
     bad = sorted(events)[17]
     qdrant.reject_when(lambda point: point["id"] == bad)
+    # Events the mapping cannot use: no id, and nothing to render.
+    unmappable = [
+        {"timestamp": "2024-01-15T10:30:00Z", "product": {"name": "No id", "category": "Books"}},
+        {"event_id": str(uuid.uuid4()), "product": {"name": "", "category": "Books"}},
+    ]
+    path = tmp_path / "unmappable.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in unmappable))
+    p = run(["produce", pl.input, "--raw", "--file", str(path), "-b", kafka_broker.bootstrap])
+    assert p.returncode == 0, p.stderr.decode()
     svc = pl.serve(binary, model_dir)
     try:
         wait_until(lambda: pl.stored() >= 999, 300, "999 points", svc)
-        wait_until(lambda: svc.stats()["dlq"] >= 1, 60, "the refused record in the DLQ", svc)
+        wait_until(lambda: svc.stats()["dlq"] >= 3, 60, "3 records in the DLQ", svc)
         stats = svc.stats()
     finally:
         assert svc.stop() == 0, svc.tail()
     assert set(qdrant.points(pl.collection)) == set(events) - {bad}
     dlq = pl.dlq_records()
-    assert len(dlq) == 1 and stats["dlq"] == 1
-    h = dlq[0]["headers"]
-    assert h["error.reason"] == "sink_rejected" and h["error.stage"] == "qdrant"
-    assert json.loads(dlq[0]["value"])["event_id"] == bad, "the original bytes"
+    assert len(dlq) == 3 and stats["dlq"] == 3
+    by_reason = {r["headers"]["error.reason"]: r for r in dlq}
+    assert set(by_reason) == {"sink_rejected", "missing_id", "empty_text"}
+    h = by_reason["sink_rejected"]["headers"]
+    assert h["error.stage"] == "qdrant" and int(h["attempts"]) >= 1
+    assert json.loads(by_reason["sink_rejected"]["value"])["event_id"] == bad, "original bytes"
+    assert json.loads(by_reason["missing_id"]["value"]) == unmappable[0]
     assert stats["sinks"]["qdrant"]["state"] == "closed"
