@@ -5,37 +5,13 @@
 #include <cstdlib>
 #include <thread>
 
+#include "app/cli_producer.h"
 #include "app/ecommerce_gen.h"
 #include "core/logging.h"
 #include "sinks/kafka_producer.h"
 
 namespace embedstream::app {
 namespace {
-
-std::string Brokers(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
-  return (env != nullptr && *env != '\0') ? env : "127.0.0.1:9092";
-}
-
-// Paces a loop at `rate` per second against the start time (no drift).
-class Pacer {
- public:
-  explicit Pacer(double rate) : rate_(rate), t0_(std::chrono::steady_clock::now()) {}
-  void Wait(uint64_t i) const {
-    if (rate_ <= 0) return;
-    const auto due = t0_ + std::chrono::duration<double>(static_cast<double>(i) / rate_);
-    std::this_thread::sleep_until(
-        std::chrono::time_point_cast<std::chrono::steady_clock::duration>(due));
-  }
-  double Seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-  }
-
- private:
-  double rate_;
-  std::chrono::steady_clock::time_point t0_;
-};
 
 void Summary(uint64_t events, double secs, const std::string& where, uint64_t failed) {
   std::fprintf(stderr, "gen: %llu events to %s in %.2f s (%.1f events/s), %llu failed\n",
@@ -115,17 +91,7 @@ int GenCommand::Run() {
     return 0;
   }
 
-  uint64_t delivered = 0, failed = 0;
-  sinks::KafkaProducerOptions po;
-  po.bootstrap_servers = Brokers(brokers);
-  po.delivery_timeout_ms = 60000;
-  auto producer = sinks::KafkaProducer::Create(po, [&](const sinks::DeliveryReport& r) {
-    if (r.ok) {
-      ++delivered;
-    } else {
-      if (failed++ < 10) GetLogger("app")->error("delivery failed: {}", r.error);
-    }
-  });
+  auto producer = CliProducer::Create(BrokersOr(brokers));
   if (!producer) {
     log->error("{}", producer.error().ToString());
     return 2;
@@ -134,21 +100,16 @@ int GenCommand::Run() {
   for (uint64_t i = 0; i < n; ++i) {
     pacer.Wait(i);
     const EcommerceEvent ev = generator.NextEvent();
-    for (;;) {
-      const Status st = (*producer)->Produce(topic, ev.event_id, ev.json, {}, i);
-      if (st.ok()) break;
-      if (st.error().code != errc::unavailable) {
-        log->error("{}", st.error().ToString());
-        (*producer)->Flush(60000);
-        return 1;
-      }
-      (*producer)->Poll(10);  // local queue full: serve reports, then retry
+    if (Status st = (*producer)->Send(topic, ev.event_id, ev.json, i); !st) {
+      log->error("{}", st.error().ToString());
+      (*producer)->Finish(60000);
+      return 1;
     }
-    (*producer)->Poll(0);
   }
-  const int left = (*producer)->Flush(90000);
-  Summary(delivered, pacer.Seconds(), "topic " + topic, failed + static_cast<uint64_t>(left));
-  return (failed == 0 && left == 0 && delivered == n) ? 0 : 1;
+  const uint64_t undelivered = (*producer)->Finish(90000);
+  const uint64_t delivered = (*producer)->delivered();
+  Summary(delivered, pacer.Seconds(), "topic " + topic, undelivered);
+  return (undelivered == 0 && delivered == n) ? 0 : 1;
 }
 
 }  // namespace embedstream::app

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "app/cli_producer.h"
 #include "core/clock.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
@@ -15,12 +16,6 @@
 
 namespace embedstream::app {
 namespace {
-
-std::string Brokers(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
-  return (env != nullptr && *env != '\0') ? env : "127.0.0.1:9092";
-}
 
 // Seed 000 input message.
 std::string TextMessage(const std::string& id, const std::string& text, const std::string& src) {
@@ -96,54 +91,36 @@ int ProduceCommand::Run() {
     log->error("nothing to send: give text, --file or --count");
     return 2;
   }
-  size_t delivered = 0, failed = 0;
-  sinks::KafkaProducerOptions po;
-  po.bootstrap_servers = Brokers(brokers);
-  po.delivery_timeout_ms = 60000;
-  auto producer = sinks::KafkaProducer::Create(po, [&](const sinks::DeliveryReport& r) {
-    if (r.ok) {
-      ++delivered;
-    } else {
-      ++failed;
-      GetLogger("app")->error("delivery failed: {}", r.error);
-    }
-  });
+  auto producer = CliProducer::Create(BrokersOr(brokers));
   if (!producer) {
     log->error("{}", producer.error().ToString());
     return 2;
   }
   size_t bytes = 0;
-  const auto t0 = std::chrono::steady_clock::now();
+  const Pacer pacer(rate);
   for (size_t i = 0; i < messages.size(); ++i) {
-    if (rate > 0) {
-      const auto due = t0 + std::chrono::duration<double>(static_cast<double>(i) / rate);
-      std::this_thread::sleep_until(
-          std::chrono::time_point_cast<std::chrono::steady_clock::duration>(due));
-    }
+    pacer.Wait(i);
     const Out& m = messages[i];
     const std::string value = m.wrap ? TextMessage(m.key, m.text, source) : m.raw;
-    for (;;) {
-      const Status st = (*producer)->Produce(topic, m.key, value, {}, i);
-      if (st.ok()) break;
-      if (st.error().code != errc::unavailable) {
-        log->error("{}", st.error().ToString());
-        return 1;
-      }
-      (*producer)->Poll(10);
+    if (Status st = (*producer)->Send(topic, m.key, value, i); !st) {
+      log->error("{}", st.error().ToString());
+      return 1;
     }
     bytes += value.size();
-    (*producer)->Poll(0);
   }
-  const int left = (*producer)->Flush(60000);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const uint64_t undelivered = (*producer)->Finish(60000);
+  const uint64_t delivered = (*producer)->delivered();
+  const double secs = pacer.Seconds();
   if (count > 0) {
-    std::printf("%zu records sent, %.1f records/sec (%.2f MB/sec), %zu failed\n", delivered,
-                static_cast<double>(delivered) / secs, static_cast<double>(bytes) / secs / 1e6,
-                failed);
+    std::printf("%llu records sent, %.1f records/sec (%.2f MB/sec), %llu failed\n",
+                static_cast<unsigned long long>(delivered), static_cast<double>(delivered) / secs,
+                static_cast<double>(bytes) / secs / 1e6,
+                static_cast<unsigned long long>(undelivered));
   } else {
-    std::fprintf(stderr, "sent %zu message(s) to %s\n", delivered, topic.c_str());
+    std::fprintf(stderr, "sent %llu message(s) to %s\n", static_cast<unsigned long long>(delivered),
+                 topic.c_str());
   }
-  return (failed == 0 && left == 0) ? 0 : 1;
+  return undelivered == 0 ? 0 : 1;
 }
 
 void ConsumeCommand::Register(CLI::App& parent) {
@@ -164,7 +141,7 @@ void ConsumeCommand::Register(CLI::App& parent) {
 int ConsumeCommand::Run() {
   auto log = GetLogger("app");
   sources::KafkaConsumerOptions co;
-  co.bootstrap_servers = Brokers(brokers);
+  co.bootstrap_servers = BrokersOr(brokers);
   co.group_id = group.empty() ? "embedstream-cli-" + FormatUuid(RandomUuidV4()) : group;
   co.topics = {topic};
   co.auto_offset_reset = from_beginning ? "earliest" : "latest";

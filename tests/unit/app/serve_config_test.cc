@@ -17,8 +17,8 @@ class ServeConfigTest : public ::testing::Test {
     for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
                           "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
                           "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST",
-                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY",
-                          "QDRANT_COLLECTION"}) {
+                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD",
+                          "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -232,9 +232,9 @@ TEST_F(ServeConfigTest, MappingQdrantAndBreakerErrorsNameTheSetting) {
             std::string::npos);
   EXPECT_NE(error_of(kafka + "sinks:\n  qdrant:\n    url: q:6333\n").find("http://"),
             std::string::npos);
-  EXPECT_NE(error_of(kafka + "pipeline:\n  breaker:\n    failure_rate: 2\n")
-                .find("pipeline.breaker"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(kafka + "pipeline:\n  breaker:\n    failure_rate: 2\n").find("pipeline.breaker"),
+      std::string::npos);
   EXPECT_NE(error_of("search:\n  backend: qdrant\n").find("sinks.qdrant.url"), std::string::npos);
   EXPECT_NE(error_of(kafka + "sinks:\n  qdrant:\n    url: http://q\n  postgres:\n"
                              "    mode: text\n")
