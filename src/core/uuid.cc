@@ -130,4 +130,10 @@ std::optional<Uuid> ParseUuid(std::string_view s) {
   return u;
 }
 
+std::string StoredUuid(std::string_view id, bool* is_uuid) {
+  auto u = ParseUuid(id);
+  if (is_uuid != nullptr) *is_uuid = u.has_value();
+  return FormatUuid(u ? *u : UuidV5(EmbedstreamNamespace(), id));
+}
+
 }  // namespace embedstream

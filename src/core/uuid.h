@@ -23,5 +23,9 @@ const Uuid& EmbedstreamNamespace();
 std::string FormatUuid(const Uuid& u);
 // Accepts the canonical 8-4-4-4-12 form in either case; nullopt otherwise.
 std::optional<Uuid> ParseUuid(std::string_view s);
+// The UUID a store keeps for a message id: the id itself when it is a UUID
+// (lower case), else UuidV5(EmbedstreamNamespace(), id). `is_uuid` (optional)
+// tells which.
+std::string StoredUuid(std::string_view id, bool* is_uuid = nullptr);
 
 }  // namespace embedstream

@@ -321,12 +321,7 @@ Result<std::vector<PgHit>> PostgresSink::Search(const std::vector<float>& q, siz
 int PostgresSink::backend_pid() const { return impl_->conn->backend_pid(); }
 
 std::string PostgresSink::StoredId(const std::string& id, bool* is_uuid) {
-  if (auto u = ParseUuid(id)) {
-    if (is_uuid != nullptr) *is_uuid = true;
-    return FormatUuid(*u);
-  }
-  if (is_uuid != nullptr) *is_uuid = false;
-  return FormatUuid(UuidV5(EmbedstreamNamespace(), id));
+  return StoredUuid(id, is_uuid);
 }
 
 }  // namespace embedstream::sinks

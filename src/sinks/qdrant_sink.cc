@@ -334,12 +334,7 @@ Result<std::unique_ptr<QdrantSink>> QdrantSink::Connect(const QdrantSinkOptions&
 }
 
 std::string QdrantSink::PointId(const std::string& id, bool* is_uuid) {
-  if (auto u = ParseUuid(id)) {
-    if (is_uuid != nullptr) *is_uuid = true;
-    return FormatUuid(*u);
-  }
-  if (is_uuid != nullptr) *is_uuid = false;
-  return FormatUuid(UuidV5(EmbedstreamNamespace(), id));
+  return StoredUuid(id, is_uuid);
 }
 
 Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
