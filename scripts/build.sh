@@ -12,11 +12,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PRESET="$(default_preset)"
 if [[ $# -gt 0 && "$1" != -* ]]; then PRESET="$1"; shift; fi
-check_preset "$PRESET"
 
 if [[ "${EMBEDSTREAM_DEPS_DONE:-0}" != 1 ]]; then
-  bash "$REPO_ROOT/scripts/install_deps.sh"
+  bash "$REPO_ROOT/scripts/install_deps.sh" build
 fi
+check_preset "$PRESET"
 
 command -v cmake >/dev/null || die "cmake not found (scripts/install_deps.sh installs it)"
 command -v ninja >/dev/null || die "ninja not found (scripts/install_deps.sh installs ninja-build)"

@@ -33,25 +33,53 @@ default_model_dir() {
   fi
 }
 
+# The test suite's venv (scripts/install_test_env.sh): python, pytest, node.
+test_venv_dir() { printf '%s\n' "$REPO_ROOT/.cache/venv-test"; }
+
 # Preset: explicit argument, else `ci` under CI=true, else `release`.
 default_preset() {
   if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; then echo ci; else echo release; fi
 }
 
-# True when $1 names a configure preset in CMakePresets.json.
+# Names of the non-hidden presets of one kind (configure, build, test), from
+# cmake/ctest themselves (so call it after scripts/install_deps.sh).
 valid_presets() {
-  python3 - "$REPO_ROOT/CMakePresets.json" "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-names = [p["name"] for p in d.get(sys.argv[2], []) if not p.get("hidden")]
-print(" ".join(names))
-PY
+  local -a lister=(cmake "--list-presets=$1")
+  [[ "$1" == test ]] && lister=(ctest --list-presets)   # ctest 3.25 takes no =test
+  command -v "${lister[0]}" >/dev/null 2>&1 || die "${lister[0]} not found (scripts/install_deps.sh installs cmake)"
+  "${lister[@]}" 2>/dev/null | sed -n 's/^ *"\([^"]*\)".*/\1/p' | tr '\n' ' '
 }
 
 check_preset() {
   local p="$1" all
-  all="$(valid_presets configurePresets)"
+  all="$(valid_presets configure)"
   [[ " $all " == *" $p "* ]] || die "unknown preset '$p' (choose one of: $all)"
+}
+
+# Install the Debian packages of scripts/deps/<group>.txt that are missing (the
+# one place packages are named; service scripts call this instead of apt-get).
+install_group() {
+  bash "$REPO_ROOT/scripts/install_deps.sh" "$@" >&2
+}
+
+# The leading comment block of scripts/NAME, without "# ": its --help.
+script_help() {
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$REPO_ROOT/scripts/$1"
+}
+
+# The arguments of an install script that takes only --check and --help:
+# sets CHECK (0 or 1); --help prints the calling script's header and exits.
+# shellcheck disable=SC2034  # CHECK is read by the calling script
+parse_check_args() {
+  CHECK=0
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      --check) CHECK=1 ;;
+      -h|--help) script_help "$(basename "${BASH_SOURCE[1]}")"; exit 0 ;;
+      *) die "unknown argument '$arg' (see --help)" ;;
+    esac
+  done
 }
 
 jobs_count() {

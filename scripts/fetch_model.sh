@@ -220,7 +220,9 @@ hub_get() {
 
 from_hub() {
   local out="$1" f rc
-  command -v curl >/dev/null || { warn "curl is not installed (scripts/install_deps.sh installs it)"; return 1; }
+  if ! command -v curl >/dev/null 2>&1; then
+    install_group hub || { warn "curl is missing and could not be installed (scripts/install_deps.sh hub)"; return 1; }
+  fi
   log "downloading $MODEL@$REVISION from ${HF_ENDPOINT:-https://huggingface.co} ..."
   # Required first, so an unreachable hub fails on the first small file.
   for f in config.json modules.json; do

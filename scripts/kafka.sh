@@ -35,7 +35,9 @@
 # --dir $EMBEDSTREAM_KAFKA_DIR or .cache/kafka/data-<port>. Version: $KAFKA_VERSION
 # (default below; must exist on Maven Central for kafka_2.13 and kafka-tools).
 # JVM options: $KAFKA_HEAP_OPTS (default -Xms64m -Xmx512m), $KAFKA_JVM_PERFORMANCE_OPTS,
-# $KAFKA_OPTS (appended). Needs Java 17+ and Maven (installed with apt-get if missing).
+# $KAFKA_OPTS (appended). Needs Java 17+ and Maven (scripts/install_deps.sh test
+# installs them when missing). $EMBEDSTREAM_MAVEN_REPO: Maven's local repository
+# (default .cache/kafka/m2).
 # See docs/KAFKA_TEST_BROKER.md.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
@@ -49,22 +51,9 @@ STAMP="$LIBS/.complete"
 READY_TIMEOUT=90
 STOP_TIMEOUT=30
 
-usage() { sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- prerequisites
-
-apt_install() {  # apt_install PKG... (root or passwordless sudo)
-  command -v apt-get >/dev/null 2>&1 || return 1
-  local -a sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || return 1
-    sudo=(sudo -n)
-  fi
-  log "installing $* (apt-get) ..."
-  local -a apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
-                -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
-  "${apt[@]}" update -qq >/dev/null && "${apt[@]}" install --no-install-recommends "$@" >/dev/null
-}
 
 java_major() {
   java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -n1
@@ -72,8 +61,9 @@ java_major() {
 
 need_java() {
   if ! command -v java >/dev/null 2>&1; then
-    apt_install openjdk-17-jre-headless \
-      || die "Java 17+ is needed (Debian: apt-get install openjdk-17-jre-headless)"
+    install_group test
+    command -v java >/dev/null 2>&1 \
+      || die "Java 17+ is needed (Debian: scripts/install_deps.sh test installs it, with maven)"
   fi
   local v
   v="$(java_major)"
@@ -82,7 +72,9 @@ need_java() {
 
 need_mvn() {
   command -v mvn >/dev/null 2>&1 && return 0
-  apt_install maven || die "Maven is needed to fetch the Kafka jars (Debian: apt-get install maven)"
+  install_group test
+  command -v mvn >/dev/null 2>&1 \
+    || die "Maven is needed to fetch the Kafka jars (Debian: scripts/install_deps.sh test installs maven)"
 }
 
 # ---------------------------------------------------------------- fetch
@@ -113,8 +105,9 @@ cmd_fetch() {
   log "fetching Kafka $KAFKA_VERSION (kafka_2.13, kafka-tools, log4j2) from Maven Central ..."
   local t0=$SECONDS tmp="$CACHE/libs.tmp.$$" out="$CACHE/fetch.log"
   rm -rf "$tmp"
-  if ! mvn -B -q -Dstyle.color=never -f "$CONF_DIR/pom.xml" \
-        -Dmaven.repo.local="$CACHE/m2" \
+  # -C: a download whose checksum does not match Maven Central's fails the fetch.
+  if ! mvn -B -q -C -Dstyle.color=never -f "$CONF_DIR/pom.xml" \
+        -Dmaven.repo.local="${EMBEDSTREAM_MAVEN_REPO:-$CACHE/m2}" \
         -Dkafka.version="$KAFKA_VERSION" \
         -DincludeScope=runtime -DoutputDirectory="$tmp" \
         dependency:copy-dependencies >"$out" 2>&1; then

@@ -32,6 +32,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PGSERVER_VERSION="${PGSERVER_VERSION:-0.1.4}"   # PostgreSQL 16.2 + pgvector 0.6.2
+# sha256 of pgserver-0.1.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+# (Debian 12's Python 3.11); empty for a version of your own unless you set it.
+if [[ "$PGSERVER_VERSION" == 0.1.4 ]]; then
+  PGSERVER_SHA256="${PGSERVER_SHA256-d595789b47624a3d963aa9aa6359da9be31beb7e61f1a45541953242068b8813}"
+else
+  PGSERVER_SHA256="${PGSERVER_SHA256-}"
+fi
 CACHE="${EMBEDSTREAM_PG_CACHE:-$REPO_ROOT/.cache/pg}"
 VENV="$CACHE/venv"
 STAMP="$VENV/.embedstream-pgserver"
@@ -54,28 +61,12 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 
 # ---------------------------------------------------------------- prerequisites
 
-SUDO=()
-if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
-  if [[ -t 0 ]]; then SUDO=(sudo); else SUDO=(sudo -n); fi
-fi
-
-apt_install() {  # apt_install PKG... (root or sudo)
-  command -v apt-get >/dev/null 2>&1 || return 1
-  [[ $(id -u) -eq 0 || ${#SUDO[@]} -gt 0 ]] || return 1
-  log "installing $* (apt-get) ..."
-  local -a apt=("${SUDO[@]+"${SUDO[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
-                -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
-  "${apt[@]}" update -qq >/dev/null && "${apt[@]}" install --no-install-recommends "$@" >/dev/null
-}
-
 need_venv() {
-  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv \
-    || die "python3 is needed (Debian: apt-get install python3 python3-venv)"
-  # Debian's python3 has venv but not ensurepip without the python3-venv package.
+  # Debian's python3 has venv but not ensurepip without python3-venv.
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 && return 0
-  local v
-  v="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-  apt_install python3-venv "python$v-venv" || apt_install python3-venv \
+  install_group test \
+    || die "python3 with venv is needed (Debian: scripts/install_deps.sh test)"
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 \
     || die "python3 cannot make a venv with pip (Debian: apt-get install python3-venv)"
 }
 
@@ -99,7 +90,10 @@ cmd_fetch() {
   mkdir -p "$CACHE"
   chmod 755 "$CACHE"
   # Several test processes may start servers at once: one install.
-  exec 8>"$CACHE/.fetch.lock"
+  # The lock sits beside the install, which several checkouts may share (see
+  # relocate_install).
+  mkdir -p "$(dirname "$VENV")"
+  exec 8>"$(dirname "$VENV")/.fetch.lock"
   flock 8
   if stamp_ok; then
     flock -u 8
@@ -118,8 +112,18 @@ cmd_fetch() {
   fi
   # --no-deps: only the bundled binaries are used, not pgserver's Python API
   # (which would also need fasteners, platformdirs, psutil).
+  # The pinned wheel is checked by sha256 (pip refuses any other file); a
+  # PGSERVER_VERSION of your own is installed unchecked unless you also set
+  # PGSERVER_SHA256.
+  local req="$CACHE/requirements.txt"
+  if [[ -n "$PGSERVER_SHA256" ]]; then
+    printf 'pgserver==%s --hash=sha256:%s\n' "$PGSERVER_VERSION" "$PGSERVER_SHA256" >"$req"
+  else
+    warn "PGSERVER_VERSION=$PGSERVER_VERSION has no PGSERVER_SHA256: installing it unchecked"
+    printf 'pgserver==%s\n' "$PGSERVER_VERSION" >"$req"
+  fi
   if ! "$VENV/bin/python" -m pip install -q --no-deps --only-binary=:all: \
-        --disable-pip-version-check "pgserver==$PGSERVER_VERSION" >>"$out" 2>&1; then
+        ${PGSERVER_SHA256:+--require-hashes} --disable-pip-version-check -r "$req" >>"$out" 2>&1; then
     tail -n 20 "$out" >&2
     die "fetch: pip install pgserver==$PGSERVER_VERSION failed (full output: $out).
     Is PyPI reachable? Is there a wheel for this Python ($(python3 -V 2>&1)) and platform?"
@@ -174,6 +178,52 @@ give_to_pg() {  # chown PATH... to $OS_USER when root
   [[ $(id -u) -ne 0 ]] || chown "$OS_USER:" "$@"
 }
 
+# As root, postgres runs as $OS_USER, which must reach its binaries and its
+# data dir. A checkout under a private home (/root is 0700 on Debian) is out of
+# its reach: then the install goes to $SYSTEM_DIR/install and each data dir to
+# $SYSTEM_DIR/data/<name>-<checksum of the path asked for>, with a symlink at
+# that path pointing there, so every command given that path finds it.
+SYSTEM_DIR="${EMBEDSTREAM_PG_SYSTEM_DIR:-/var/lib/embedstream-pg}"
+
+reachable_by_pg() {  # reachable_by_pg PATH: $OS_USER can traverse to PATH's nearest existing dir
+  local p="$1"
+  while [[ ! -d "$p" ]]; do p="$(dirname "$p")"; done
+  as_pg test -x "$p"
+}
+
+relocate_install() {
+  [[ $(id -u) -eq 0 ]] || return 0
+  need_os_user
+  reachable_by_pg "$VENV" && return 0
+  # One install per version: another checkout's (or version's) fetch never
+  # deletes binaries a running server uses.
+  VENV="$SYSTEM_DIR/install/pgserver-$PGSERVER_VERSION/venv"
+  STAMP="$VENV/.embedstream-pgserver"
+  mkdir -p "$(dirname "$VENV")"
+  chmod 755 "$SYSTEM_DIR" "$SYSTEM_DIR/install" "$(dirname "$VENV")"
+}
+
+relocate_data() {  # sets DATA to a dir $OS_USER can reach (see above)
+  [[ $(id -u) -eq 0 ]] || return 0
+  if [[ -L "$DATA" ]]; then DATA="$(readlink -m "$DATA")"; return 0; fi
+  # Only `start` makes a data dir; the other commands look where it would be.
+  [[ "${PG_COMMAND:-}" == start ]] || return 0
+  need_os_user
+  reachable_by_pg "$(dirname "$DATA")" && return 0
+  local asked="$DATA" real
+  real="$SYSTEM_DIR/data/$(basename "$asked")-$(printf '%s' "$asked" | cksum | cut -d' ' -f1)"
+  mkdir -p "$SYSTEM_DIR/data" "$(dirname "$asked")"
+  chmod 755 "$SYSTEM_DIR" "$SYSTEM_DIR/data"
+  # An empty directory made for us (a test's mkdtemp) becomes the symlink.
+  if [[ -d "$asked" ]]; then
+    rmdir "$asked" 2>/dev/null \
+      || die "$asked is out of reach for $OS_USER (a parent lacks o+x) and not empty: choose a --data under a reachable directory"
+  fi
+  ln -sfn "$real" "$asked"
+  log "$asked: out of reach for $OS_USER, using $real (symlinked)"
+  DATA="$real"
+}
+
 # ---------------------------------------------------------------- options and paths
 
 PORT=""
@@ -202,6 +252,8 @@ parse_common() {  # --port/--data anywhere (for psql: only before the psql argum
     DATA="$CACHE/data"
   fi
   DATA="${DATA%/}"
+  ASKED_DATA="$DATA"
+  relocate_data
   LOGFILE="$DATA/postgres.log"
   if [[ -z "$PORT" ]]; then
     PORT="${DATABASE_PORT:-$(configured_port)}"
@@ -493,8 +545,10 @@ cmd_status() {
 cmd_reset() {
   parse_common "$@"
   no_args reset
+  local asked="$ASKED_DATA"
   cmd_stop --data "$DATA"
   if [[ ! -e "$DATA" ]]; then
+    if [[ -L "$asked" ]]; then rm -f "$asked"; fi
     log "no data dir $DATA"
     return 0
   fi
@@ -504,6 +558,7 @@ cmd_reset() {
   local sockdir
   sockdir="$(conf_value unix_socket_directories)"
   rm -rf "$DATA"
+  if [[ -L "$asked" ]]; then rm -f "$asked"; fi
   [[ "$sockdir" == /tmp/embedstream-pg-* ]] && rm -rf "$sockdir"
   log "deleted $DATA"
 }
@@ -550,6 +605,8 @@ cmd_logs() {
 
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 cmd="$1"; shift
+PG_COMMAND="$cmd"
+case "$cmd" in -h|--help|help) ;; *) relocate_install ;; esac
 case "$cmd" in
   fetch)  [[ $# -eq 0 ]] || die "fetch takes no arguments"; cmd_fetch ;;
   start)  cmd_start "$@" ;;

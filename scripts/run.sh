@@ -14,9 +14,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PRESET="${EMBEDSTREAM_RUN_PRESET:-release}"
-check_preset "$PRESET"
 
-bash "$REPO_ROOT/scripts/install_deps.sh" >&2
+bash "$REPO_ROOT/scripts/install_deps.sh" build >&2
+check_preset "$PRESET"
 EMBEDSTREAM_MODEL_DIR="$(default_model_dir)"
 export EMBEDSTREAM_MODEL_DIR
 bash "$REPO_ROOT/scripts/fetch_model.sh" --dest "$EMBEDSTREAM_MODEL_DIR" >&2

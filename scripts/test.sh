@@ -8,6 +8,8 @@
 #     scripts/test.sh asan -R tokenizer      # ASan+UBSan build, tests matching "tokenizer"
 #     scripts/test.sh release -LE slow       # exclude the "slow" label
 #
+# Stages, each timed: install_deps (scripts/deps/build.txt + test.txt), fetch_model,
+# test_env (scripts/install_test_env.sh: pytest, jsonschema, Node.js), build, ctest.
 # Exports EMBEDSTREAM_MODEL_DIR (the fetched model) to the tests. Exits non-zero on
 # any failure and ends with "embedstream tests: OK" on success.
 # Env: EMBEDSTREAM_JOBS (build -j), EMBEDSTREAM_TEST_JOBS (ctest -j, default 2),
@@ -19,10 +21,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PRESET="$(default_preset)"
 if [[ $# -gt 0 && "$1" != -* ]]; then PRESET="$1"; shift; fi
-check_preset "$PRESET"
 
 T0=$SECONDS
-STAGE="install_deps"
+STAGE="" STAGE_T0=$SECONDS
+declare -a STAGE_TIMES=()
+stage() {  # stage NAME: ends the current stage (printing its time), starts NAME
+  if [[ -n "$STAGE" ]]; then
+    STAGE_TIMES+=("$STAGE $((SECONDS - STAGE_T0)) s")
+    log "stage $STAGE: $((SECONDS - STAGE_T0)) s"
+  fi
+  STAGE="$1" STAGE_T0=$SECONDS
+}
 finish() {
   local rc=$?
   if [[ $rc -ne 0 ]]; then
@@ -32,24 +41,29 @@ finish() {
 }
 trap finish EXIT
 
-bash "$REPO_ROOT/scripts/install_deps.sh"
+stage install_deps
+bash "$REPO_ROOT/scripts/install_deps.sh" build test
+check_preset "$PRESET"
 
-STAGE="fetch_model"
+stage fetch_model
 EMBEDSTREAM_MODEL_DIR="$(default_model_dir)"
 export EMBEDSTREAM_MODEL_DIR
 bash "$REPO_ROOT/scripts/fetch_model.sh" --dest "$EMBEDSTREAM_MODEL_DIR"
 
-STAGE="build"
+stage test_env
+bash "$REPO_ROOT/scripts/install_test_env.sh"
+
+stage build
 EMBEDSTREAM_DEPS_DONE=1 bash "$REPO_ROOT/scripts/build.sh" "$PRESET"
 
-STAGE="ctest"
+stage ctest
 # Sanitizer defaults (kept if the caller set their own).
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
 
 ctest_cmd=(ctest)
-if [[ " $(valid_presets testPresets) " == *" $PRESET "* ]]; then
+if [[ " $(valid_presets test) " == *" $PRESET "* ]]; then
   ctest_cmd+=(--preset "$PRESET")
 else
   ctest_cmd+=(--test-dir "build/$PRESET")      # presets without a test preset (debug, tsan)
@@ -67,6 +81,8 @@ fi
 log "EMBEDSTREAM_MODEL_DIR=$EMBEDSTREAM_MODEL_DIR"
 log "test: ${ctest_cmd[*]}"
 "${ctest_cmd[@]}" </dev/null
+stage ""
 
 trap - EXIT
+log "stage times: $(IFS=,; printf '%s' "${STAGE_TIMES[*]}" | sed 's/,/, /g')"
 printf '[embedstream] embedstream tests: OK (preset %s, %d s)\n' "$PRESET" "$((SECONDS - T0))"

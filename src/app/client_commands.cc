@@ -605,4 +605,36 @@ int EventsCommand::Run(std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// ---- health ---------------------------------------------------------------
+
+void HealthCommand::Register(CLI::App& parent) {
+  auto* cmd = parent.add_subcommand(
+      "health", "GET /health of a running server: exit 0 when healthy (for health checks)");
+  cmd->add_flag("--ready", ready, "GET /ready instead: ready to take traffic");
+  cmd->add_option("--timeout", timeout_s, "Seconds to connect and answer [5]")
+      ->check(CLI::PositiveNumber);
+  AddClientOptions(cmd, client, "Print the server's JSON answer");
+  cmd->callback(Exit([this] { return Run(std::cout, std::cerr); }));
+}
+
+int HealthCommand::Run(std::ostream& out, std::ostream& err) {
+  const auto ms = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+  server::HttpClientOptions options;
+  options.connect_timeout = ms;
+  options.read_timeout = ms;
+  auto api = Api::Open(client, options);
+  if (!api) return TransportFailure(err, api.error());
+  const char* target = ready ? "/ready" : "/health";
+  auto r = api->Call("GET", target, {});
+  if (!r) return TransportFailure(err, r.error());
+  if (!IsSuccess(*r)) return ServerFailure(err, *r);
+  if (client.json) {
+    out << r->body;
+    if (r->body.empty() || r->body.back() != '\n') out << '\n';
+  } else {
+    out << target << ": " << r->status << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace embedstream::app

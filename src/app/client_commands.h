@@ -8,6 +8,7 @@
 //   embedstream messages stats
 //   embedstream search "query" [--limit K] [--filter metadata.key=value ...]
 //   embedstream events [--user-id U] [--key K] [--count N] [--timeout S]
+//   embedstream health [--ready] [--timeout S]
 //
 // Every command takes --url (env EMBEDSTREAM_URL, default
 // http://localhost:5000), --token (env EMBEDSTREAM_AUTH_TOKEN, sent as
@@ -119,6 +120,18 @@ struct EventsCommand {
   long count = 0;        // stop after this many events; 0: no limit
   double timeout_s = 0;  // stop after this many seconds; 0: no limit
   double idle_s = 60;    // error when the stream is silent this long (heartbeats every 15 s)
+
+  void Register(CLI::App& parent);
+  int Run(std::ostream& out, std::ostream& err);
+};
+
+// GET /health (or /ready): exit 0 when the server answers 2xx, 1 on any other
+// answer, 2 when it cannot be reached in time. For container health checks
+// (deploy/Dockerfile's HEALTHCHECK), where no curl is installed.
+struct HealthCommand {
+  ClientFlags client;
+  bool ready = false;     // /ready instead of /health
+  double timeout_s = 5;   // connect + answer
 
   void Register(CLI::App& parent);
   int Run(std::ostream& out, std::ostream& err);

@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   search.Register(app);
   embedstream::app::EventsCommand events;
   events.Register(app);
+  embedstream::app::HealthCommand health;
+  health.Register(app);
   embedstream::app::PgCommand pg;
   pg.Register(app);
   embedstream::app::GenCommand gen;

@@ -5,7 +5,8 @@ Standard library HTTP (ThreadingHTTPServer, HTTP/1.1 keep-alive, Content-Length)
 plus `jsonschema`. It speaks the subset of Qdrant's REST API that the embedstream
 Qdrant sink and the `search.backend: qdrant` path use, keeps points in memory,
 and checks every request body it receives and every response body it sends
-against Qdrant's own OpenAPI document (`../shared/qdrant/openapi.json`).
+against Qdrant's own OpenAPI document (`tests/fixtures/qdrant/openapi-master.json`,
+vendored with its source and licence beside it).
 Anything that does not validate is answered the way Qdrant answers it (400
 "Validation error in JSON body: ...") AND recorded in `.schema_errors`, which a
 test asserts is empty: a client bug (or a bug in this server) cannot pass silently.
@@ -134,7 +135,7 @@ from referencing.jsonschema import DRAFT7
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_SCHEMA = pathlib.Path(os.environ.get(
-    "QDRANT_OPENAPI", REPO.parent / "shared" / "qdrant" / "openapi.json"))
+    "QDRANT_OPENAPI", REPO / "tests" / "fixtures" / "qdrant" / "openapi-master.json"))
 SCHEMA_URI = "urn:qdrant-openapi"
 QDRANT_VERSION = "1.15.0-embedstream-test"
 

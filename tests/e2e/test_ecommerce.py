@@ -6,7 +6,7 @@ embedded and written into Qdrant — here the schema-validating Qdrant test serv
 What these tests prove:
 * 20,000 generated events all arrive as points: id = event_id, vector = the
   model's (unit length), payload = the mapped fields + the rendered text; every
-  request we sent validated against ../shared/qdrant/openapi.json; a filtered
+  request we sent validated against Qdrant's OpenAPI schema (tests/fixtures/qdrant); a filtered
   search (search.backend qdrant, product.category = X) returns only X.
 * Qdrant failing for 10 s mid-run: the sink's circuit breaker opens, intake
   pauses, then everything arrives; no DLQ entry.

@@ -409,3 +409,11 @@ def test_cli_commands_talk_to_a_running_server(serve, run):
     assert rc == 1 and "empty_text" in err
     p = run(["messages", "list"], env_extra={"EMBEDSTREAM_URL": "http://127.0.0.1:1"})
     assert p.returncode == 2 and b"cannot connect" in p.stderr
+
+    # health (the Docker image's HEALTHCHECK): 0 healthy, 2 nothing listening.
+    rc, out, err = cli("health")
+    assert (rc, out.strip()) == (0, "/health: 200"), err
+    rc, out, err = cli("health", "--ready", "--json")
+    assert rc == 0 and json.loads(out) == {"status": "ready"}, out
+    p = run(["health", "--timeout", "2"], env_extra={"EMBEDSTREAM_URL": "http://127.0.0.1:1"})
+    assert p.returncode == 2 and b"cannot connect" in p.stderr

@@ -1,6 +1,6 @@
 // QdrantSink against tests/e2e/qdrant_server.py (an in-memory Qdrant REST
 // subset that checks every request and response against
-// ../shared/qdrant/openapi.json), started by the CTest fixture qdrant_sink:
+// tests/fixtures/qdrant/openapi-master.json), started by the CTest fixture qdrant_sink:
 // QDRANT_TEST_URL (no key) and QDRANT_TEST_AUTH_URL (QDRANT_TEST_API_KEY
 // required). Each test starts from an empty server (/__control/reset) and
 // ends by asserting that the server saw no schema error.
