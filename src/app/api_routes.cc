@@ -1,5 +1,6 @@
 #include "app/api_routes.h"
 
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -46,8 +47,12 @@ const char* TypeName(const json& v) {
   }
 }
 
-// Parses a JSON object body: invalid_utf8, invalid_json, wrong_type (not an
-// object), unknown_field (a key outside `allowed`).
+struct TooDeep {};
+
+// Parses a JSON object body: invalid_utf8, invalid_json (also a number out of
+// range, e.g. 1e400), too_deep (nesting over kMaxJsonDepth, refused while
+// parsing, so no deep tree ever exists to be copied or destroyed recursively),
+// wrong_type (not an object), unknown_field (a key outside `allowed`).
 std::variant<json, ApiError> ParseObject(std::string_view body,
                                          std::initializer_list<const char*> allowed) {
   if (!simdjson::validate_utf8(body.data(), body.size())) {
@@ -55,8 +60,18 @@ std::variant<json, ApiError> ParseObject(std::string_view body,
   }
   json doc;
   try {
-    doc = json::parse(body);
-  } catch (const json::parse_error& e) {
+    // `depth` is how many containers are open around the one starting.
+    doc = json::parse(body, [](int depth, json::parse_event_t event, json&) {
+      const bool opens = event == json::parse_event_t::object_start ||
+                         event == json::parse_event_t::array_start;
+      if (opens && depth >= kMaxJsonDepth) throw TooDeep{};
+      return true;
+    });
+  } catch (const TooDeep&) {
+    return Bad("too_deep", fmt::format("the request body nests objects and arrays more than {} "
+                                       "levels deep",
+                                       kMaxJsonDepth));
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
     return Bad("invalid_json", fmt::format("the request body is not JSON: {}", e.what()));
   }
   if (!doc.is_object()) {
@@ -211,15 +226,21 @@ std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, 
           fmt::format("\"vector\" has {} numbers; the model has {} dimensions", v.size(), dim));
     }
     out.vector.reserve(dim);
-    double norm2 = 0;
+    float norm2 = 0;  // in float, as the search normalises it
     for (const auto& x : v) {
       if (!x.is_number()) return Bad("invalid_vector", "\"vector\" must hold only numbers");
       const auto f = x.get<float>();
       if (!std::isfinite(f)) return Bad("invalid_vector", "\"vector\" holds a non-finite number");
-      norm2 += static_cast<double>(f) * f;
+      norm2 += f * f;
       out.vector.push_back(f);
     }
     if (norm2 == 0) return Bad("invalid_vector", "\"vector\" is all zeros");
+    // Too small (1e-40s) or too large to normalise in float: the scores would
+    // be NaN (null) in no order.
+    if (!(norm2 >= FLT_MIN) || !std::isfinite(norm2)) {
+      return Bad("invalid_vector",
+                 "\"vector\" cannot be normalised: its length is out of float range");
+    }
   }
   if (auto it = doc.find("limit"); it != doc.end() && !it->is_null()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 1 ||

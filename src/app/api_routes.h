@@ -51,6 +51,9 @@ struct SearchRequest {
 constexpr size_t kMaxIdBytes = 256;
 constexpr size_t kMaxMetadataBytes = 64 * 1024;
 constexpr size_t kMaxLimit = 1000;
+// Deepest nesting a request body may have (objects and arrays), checked while
+// parsing: a deeper body is a 400 too_deep before any tree is built or copied.
+constexpr int kMaxJsonDepth = 64;
 
 // POST /messages body rules (docs/API.md). Either the request or the error.
 std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body);

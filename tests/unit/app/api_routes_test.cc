@@ -73,6 +73,41 @@ TEST(ParseMessageRequest, RejectsEachBadShapeWithItsCode) {
   EXPECT_EQ(ErrorOf(R"({"message":"a","Message":"b"})"), "unknown_field");
 }
 
+// Issue 12: a 400,000-deep metadata (an 800 KB body) crashed the server with
+// SIGSEGV (the parsed tree was copied recursively); numbers beyond double
+// range got 500.
+TEST(ParseMessageRequest, DeepNestingIsTooDeepWithoutBuildingTheTree) {
+  const size_t n = 400000;
+  std::string deep = R"({"message":"x","metadata":{"a":)";
+  deep.append(n, '[');
+  deep.append(n, ']');
+  deep += "}}";
+  EXPECT_EQ(ErrorOf(deep), "too_deep");
+  // The limit itself: kMaxJsonDepth nested containers in all are fine, one
+  // more is not.
+  auto nested = [](int levels) {  // the body object is level 1, metadata level 2
+    std::string b = R"({"message":"x","metadata":{"a":)";
+    b.append(static_cast<size_t>(levels - 2), '[');
+    b += "1";
+    b.append(static_cast<size_t>(levels - 2), ']');
+    return b + "}}";
+  };
+  EXPECT_EQ(ErrorOf(nested(kMaxJsonDepth)), "accepted");
+  EXPECT_EQ(ErrorOf(nested(kMaxJsonDepth + 1)), "too_deep");
+  auto r = ParseSearchRequest(std::string(100000, '[') + std::string(100000, ']'), 3);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_EQ(std::get<ApiError>(r).error, "too_deep");
+}
+
+TEST(ParseMessageRequest, NumbersOutOfRangeAre400) {
+  EXPECT_EQ(ErrorOf(R"({"message":"x","metadata":{"n":1e400}})"), "invalid_json");
+  EXPECT_EQ(ErrorOf(R"({"message":"x","metadata":{"n":-1e400}})"), "invalid_json");
+  auto r = ParseSearchRequest(R"({"query":"x","limit":1e400})", 3);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_EQ(std::get<ApiError>(r).status, 400);
+  EXPECT_EQ(std::get<ApiError>(r).error, "invalid_json");
+}
+
 TEST(ParseSearchRequest, QueryVectorLimitAndFilter) {
   auto r = ParseSearchRequest(R"({"query":"ml","limit":3,"filter":{"metadata.a.b":"x","n":2}})", 4);
   ASSERT_TRUE(std::holds_alternative<SearchRequest>(r));
@@ -103,6 +138,10 @@ TEST(ParseSearchRequest, RejectsBadRequests) {
   EXPECT_EQ(code(R"({"vector":[1,"2",3]})"), "invalid_vector");
   EXPECT_EQ(code(R"({"vector":[0,0,0]})"), "invalid_vector");
   EXPECT_EQ(code(R"({"vector":[1e39,0,0]})"), "invalid_vector");
+  // Finite, but not normalisable in float: scores came back null, unordered.
+  EXPECT_EQ(code(R"({"vector":[1e-40,1e-40,1e-40]})"), "invalid_vector");
+  EXPECT_EQ(code(R"({"vector":[3e38,3e38,0]})"), "invalid_vector");
+  EXPECT_EQ(code(R"({"vector":[1e-15,0,0]})"), "accepted");
   EXPECT_EQ(code(R"({"query":"a","limit":0})"), "invalid_limit");
   EXPECT_EQ(code(R"({"query":"a","limit":1001})"), "invalid_limit");
   EXPECT_EQ(code(R"({"query":"a","limit":2.5})"), "invalid_limit");
