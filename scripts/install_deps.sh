@@ -13,6 +13,7 @@
 #              runtime          only the shared libraries the binary loads
 #                               (deploy/Dockerfile's runtime stage)
 #              dev              clang-format, clang-tidy, shellcheck (lint)
+#              fuzz             clang, libFuzzer, llvm-symbolizer (scripts/fuzz.sh)
 #   --dry-run  print what is missing and would be installed; install nothing
 #   --list     print the packages of the groups, one a line, and exit
 #

@@ -61,6 +61,11 @@ stage ctest
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+# Sanitized binaries run several times slower: e2e waits and promptness checks
+# scale by this (tests/e2e/test_hostile.py).
+if [[ "$PRESET" == asan || "$PRESET" == tsan ]]; then
+  export EMBEDSTREAM_E2E_TIME_SCALE="${EMBEDSTREAM_E2E_TIME_SCALE:-10}"
+fi
 
 ctest_cmd=(ctest)
 if [[ " $(valid_presets test) " == *" $PRESET "* ]]; then

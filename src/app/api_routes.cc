@@ -22,80 +22,7 @@ using server::HttpResponse;
 using server::JsonError;
 using server::JsonOk;
 
-ApiError Bad(std::string error, std::string detail) {
-  return ApiError{400, std::move(error), std::move(detail)};
-}
-
 HttpResponse ToResponse(const ApiError& e) { return JsonError(e.status, e.error, e.detail); }
-
-const char* TypeName(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "boolean";
-    case json::value_t::string:
-      return "string";
-    case json::value_t::array:
-      return "array";
-    case json::value_t::object:
-      return "object";
-    case json::value_t::discarded:
-      return "invalid";
-    default:
-      return "number";
-  }
-}
-
-struct TooDeep {};
-
-// Parses a JSON object body: invalid_utf8, invalid_json (also a number out of
-// range, e.g. 1e400), too_deep (nesting over kMaxJsonDepth, refused while
-// parsing, so no deep tree ever exists to be copied or destroyed recursively),
-// wrong_type (not an object), unknown_field (a key outside `allowed`).
-std::variant<json, ApiError> ParseObject(std::string_view body,
-                                         std::initializer_list<const char*> allowed) {
-  if (!simdjson::validate_utf8(body.data(), body.size())) {
-    return Bad("invalid_utf8", "the request body is not valid UTF-8");
-  }
-  json doc;
-  try {
-    // `depth` is how many containers are open around the one starting.
-    doc = json::parse(body, [](int depth, json::parse_event_t event, json&) {
-      const bool opens = event == json::parse_event_t::object_start ||
-                         event == json::parse_event_t::array_start;
-      if (opens && depth >= kMaxJsonDepth) throw TooDeep{};
-      return true;
-    });
-  } catch (const TooDeep&) {
-    return Bad("too_deep", fmt::format("the request body nests objects and arrays more than {} "
-                                       "levels deep",
-                                       kMaxJsonDepth));
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
-    return Bad("invalid_json", fmt::format("the request body is not JSON: {}", e.what()));
-  }
-  if (!doc.is_object()) {
-    return Bad("wrong_type",
-               fmt::format("the request body must be a JSON object, not {}", TypeName(doc)));
-  }
-  for (const auto& [key, value] : doc.items()) {
-    bool known = false;
-    for (const char* name : allowed) known = known || key == name;
-    if (!known) {
-      std::string names;
-      for (const char* name : allowed) names.append(names.empty() ? "" : ", ").append(name);
-      return Bad("unknown_field", fmt::format("unknown field '{}' (allowed: {})", key, names));
-    }
-  }
-  return doc;
-}
-
-bool HasControlChars(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
 
 // A non-negative integer query parameter within [lo, hi], or an error.
 std::variant<size_t, ApiError> QueryNumber(const HttpRequest& req, const char* name, size_t dflt,
@@ -106,174 +33,16 @@ std::variant<size_t, ApiError> QueryNumber(const HttpRequest& req, const char* n
   char* end = nullptr;
   errno = 0;
   const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno != 0 || v < static_cast<long long>(lo) ||
-      static_cast<unsigned long long>(v) > hi) {
-    return Bad(std::string("invalid_") + name,
-               fmt::format("{} must be an integer in [{}, {}], got '{}'", name, lo, hi, s));
+  // `end` must be the string's end: a decoded %00 is a NUL inside it.
+  if (s.empty() || s[0] < '0' || s[0] > '9' || end != s.c_str() + s.size() || errno != 0 ||
+      v < static_cast<long long>(lo) || static_cast<unsigned long long>(v) > hi) {
+    return BadRequest(std::string("invalid_") + name,
+                      fmt::format("{} must be an integer in [{}, {}], got '{}'", name, lo, hi, s));
   }
   return static_cast<size_t>(v);
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;  // the length is not the secret
-  unsigned diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]);
-  }
-  return diff == 0;
-}
-
 }  // namespace
-
-std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body) {
-  auto parsed = ParseObject(body, {"message", "text", "id", "metadata", "user_id"});
-  if (auto* err = std::get_if<ApiError>(&parsed)) return *err;
-  const json& doc = std::get<json>(parsed);
-  MessageRequest out;
-
-  const bool has_message = doc.contains("message");
-  const bool has_text = doc.contains("text");
-  if (has_message && has_text) {
-    return Bad("conflicting_fields", "give the text as either \"message\" or \"text\", not both");
-  }
-  if (!has_message && !has_text) {
-    return Bad("missing_text", "the body needs a \"message\" (or \"text\") string");
-  }
-  const char* text_key = has_message ? "message" : "text";
-  const json& text = doc.at(text_key);
-  if (!text.is_string()) {
-    return Bad("wrong_type",
-               fmt::format("\"{}\" must be a string, not {}", text_key, TypeName(text)));
-  }
-  out.message.text = text.get<std::string>();
-  if (out.message.text.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
-    return Bad("empty_text", fmt::format("\"{}\" is empty", text_key));
-  }
-
-  if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_string()) {
-      return Bad("wrong_type", fmt::format("\"id\" must be a string, not {}", TypeName(*it)));
-    }
-    out.message.id = it->get<std::string>();
-    if (out.message.id.empty() || out.message.id.size() > kMaxIdBytes ||
-        HasControlChars(out.message.id)) {
-      return Bad("invalid_id",
-                 fmt::format("\"id\" must be 1..{} bytes without control characters", kMaxIdBytes));
-    }
-  } else {
-    out.message.id = FormatUuid(RandomUuidV4());
-  }
-
-  json metadata;
-  if (auto it = doc.find("metadata"); it != doc.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      return Bad("invalid_metadata",
-                 fmt::format("\"metadata\" must be a JSON object, not {}", TypeName(*it)));
-    }
-    metadata = *it;
-  }
-  if (auto it = doc.find("user_id"); it != doc.end() && !it->is_null()) {
-    if (!it->is_string()) {
-      return Bad("wrong_type", fmt::format("\"user_id\" must be a string, not {}", TypeName(*it)));
-    }
-    out.user_id = it->get<std::string>();
-    metadata["user_id"] = out.user_id;
-  } else if (metadata.is_object()) {
-    if (auto u = metadata.find("user_id"); u != metadata.end() && u->is_string()) {
-      out.user_id = u->get<std::string>();
-    }
-  }
-  if (!metadata.is_null()) {
-    out.message.metadata_json = metadata.dump();
-    if (out.message.metadata_json.size() > kMaxMetadataBytes) {
-      return Bad("invalid_metadata",
-                 fmt::format("\"metadata\" is {} bytes serialised; the limit "
-                             "is {}",
-                             out.message.metadata_json.size(), kMaxMetadataBytes));
-    }
-  }
-  return out;
-}
-
-std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, size_t dim) {
-  auto parsed = ParseObject(body, {"query", "vector", "limit", "filter"});
-  if (auto* err = std::get_if<ApiError>(&parsed)) return *err;
-  const json& doc = std::get<json>(parsed);
-  SearchRequest out;
-  const bool has_query = doc.contains("query") && !doc.at("query").is_null();
-  const bool has_vector = doc.contains("vector") && !doc.at("vector").is_null();
-  if (has_query == has_vector) {
-    return Bad("missing_query",
-               "give either \"query\" (text) or \"vector\" (numbers), one of them");
-  }
-  if (has_query) {
-    const json& q = doc.at("query");
-    if (!q.is_string()) {
-      return Bad("wrong_type", fmt::format("\"query\" must be a string, not {}", TypeName(q)));
-    }
-    out.query = q.get<std::string>();
-    if (out.query.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
-      return Bad("missing_query", "\"query\" is empty");
-    }
-  } else {
-    const json& v = doc.at("vector");
-    if (!v.is_array()) {
-      return Bad("invalid_vector", fmt::format("\"vector\" must be an array, not {}", TypeName(v)));
-    }
-    if (v.size() != dim) {
-      return Bad(
-          "invalid_vector",
-          fmt::format("\"vector\" has {} numbers; the model has {} dimensions", v.size(), dim));
-    }
-    out.vector.reserve(dim);
-    float norm2 = 0;  // in float, as the search normalises it
-    for (const auto& x : v) {
-      if (!x.is_number()) return Bad("invalid_vector", "\"vector\" must hold only numbers");
-      const auto f = x.get<float>();
-      if (!std::isfinite(f)) return Bad("invalid_vector", "\"vector\" holds a non-finite number");
-      norm2 += f * f;
-      out.vector.push_back(f);
-    }
-    if (norm2 == 0) return Bad("invalid_vector", "\"vector\" is all zeros");
-    // Too small (1e-40s) or too large to normalise in float: the scores would
-    // be NaN (null) in no order.
-    if (!(norm2 >= FLT_MIN) || !std::isfinite(norm2)) {
-      return Bad("invalid_vector",
-                 "\"vector\" cannot be normalised: its length is out of float range");
-    }
-  }
-  if (auto it = doc.find("limit"); it != doc.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
-        it->get<int64_t>() > static_cast<int64_t>(kMaxLimit)) {
-      return Bad("invalid_limit",
-                 fmt::format("\"limit\" must be an integer in [1, {}]", kMaxLimit));
-    }
-    out.limit = it->get<size_t>();
-  }
-  if (auto it = doc.find("filter"); it != doc.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      return Bad(
-          "invalid_filter",
-          fmt::format("\"filter\" must be an object of field: value, not {}", TypeName(*it)));
-    }
-    for (const auto& [field, value] : it->items()) {
-      if (value.is_object() || value.is_array()) {
-        return Bad("invalid_filter",
-                   fmt::format("filter \"{}\": only equality with a string, number, boolean or "
-                               "null is supported",
-                               field));
-      }
-      std::string_view path = field;
-      if (path.starts_with("metadata.")) path.remove_prefix(9);
-      if (path.empty() || path.front() == '.' || path.back() == '.' ||
-          path.find("..") != std::string_view::npos) {
-        return Bad("invalid_filter", fmt::format("filter field \"{}\" is not a field path", field));
-      }
-      out.filter.equals.emplace_back(field, value.dump());
-    }
-  }
-  return out;
-}
 
 std::string MessageJson(const store::Message& m) {
   JsonWriter w;
@@ -327,16 +96,6 @@ void ApiRoutes::SearchLoop() {
   }
 }
 
-bool ApiRoutes::Authorized(const HttpRequest& req) const {
-  if (options_.auth_token.empty()) return true;
-  auto it = req.headers.find("authorization");
-  if (it == req.headers.end()) return false;
-  std::string_view value = it->second;
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!value.starts_with(kBearer)) return false;
-  return ConstantTimeEquals(value.substr(kBearer.size()), options_.auth_token);
-}
-
 void ApiRoutes::Register(server::HttpServer& server) {
   server.RouteAsync("POST", "/messages", [this](const HttpRequest& req, server::Respond respond) {
     PostMessage(req, std::move(respond));
@@ -350,12 +109,6 @@ void ApiRoutes::Register(server::HttpServer& server) {
 }
 
 void ApiRoutes::PostMessage(const HttpRequest& req, server::Respond respond) {
-  if (!Authorized(req)) {
-    auto r = JsonError(401, "unauthorized", "this route needs Authorization: Bearer <auth.token>");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    respond(std::move(r));
-    return;
-  }
   if (service_ == nullptr) {
     respond(JsonError(503, "unavailable", "HTTP ingest is not enabled on this server"));
     return;
@@ -399,24 +152,48 @@ void ApiRoutes::PostMessage(const HttpRequest& req, server::Respond respond) {
 HttpResponse ApiRoutes::ListMessages(const HttpRequest& req) {
   auto limit = QueryNumber(req, "limit", 20, 1, kMaxLimit);
   if (auto* err = std::get_if<ApiError>(&limit)) return ToResponse(*err);
-  auto offset = QueryNumber(req, "offset", 0, 0, SIZE_MAX / 2);
+  auto offset = QueryNumber(req, "offset", 0, 0, kMaxOffset);
   if (auto* err = std::get_if<ApiError>(&offset)) return ToResponse(*err);
-  auto rows = store_.List(std::get<size_t>(limit), std::get<size_t>(offset));
+  size_t start = std::get<size_t>(offset);
+  if (auto it = req.query.find("cursor"); it != req.query.end()) {
+    const auto cursor = ParseCursor(it->second);
+    if (!cursor || *cursor > kMaxOffset) {
+      return JsonError(400, "invalid_cursor",
+                       "cursor must be the \"next\" string of an earlier page");
+    }
+    start = *cursor;
+  }
+  const size_t budget = options_.max_response_bytes;
+  auto rows = store_.List(std::get<size_t>(limit), start, budget);
   auto counts = store_.Stats();
   if (!rows || !counts) {
     return JsonError(503, "unavailable", (rows ? counts.error() : rows.error()).ToString());
   }
   JsonWriter w;
   w.BeginObject().Key("messages").BeginArray();
-  for (const auto& m : *rows) w.Raw(MessageJson(m));
+  size_t shown = 0, bytes = 0;
+  for (const auto& m : *rows) {
+    std::string item = MessageJson(m);
+    if (shown > 0 && bytes + item.size() > budget) break;  // the first always fits
+    bytes += item.size();
+    w.Raw(item);
+    ++shown;
+  }
+  const size_t end = start + shown;
   w.EndArray()
       .Key("limit")
       .Uint(std::get<size_t>(limit))
       .Key("offset")
-      .Uint(std::get<size_t>(offset))
+      .Uint(start)
       .Key("total")
       .Uint(counts->total)
-      .EndObject();
+      .Key("next");
+  if (end < counts->total && shown > 0) {
+    w.String(FormatCursor(end));
+  } else {
+    w.Null();
+  }
+  w.EndObject();
   return JsonOk(w.Take());
 }
 
@@ -481,36 +258,59 @@ HttpResponse ApiRoutes::RunSearch(const SearchRequest& request) {
     const std::string_view text = request.query;
     encoder_.Embed(std::span<const std::string_view>(&text, 1), q.data());
   }
-  auto hits = options_.search_backend ? options_.search_backend(q, request.limit, request.filter)
-                                      : store_.Search(q, request.limit, request.filter);
-  if (!hits) {
-    if (hits.error().code == errc::invalid_argument) {
-      return JsonError(400, "invalid_filter", hits.error().message);
+  const size_t budget = options_.max_response_bytes;
+  Result<store::EmbeddedStore::SearchPage> page = store::EmbeddedStore::SearchPage{};
+  if (options_.search_backend) {
+    // Another store answers whole: the page is cut from its hits here.
+    auto hits = options_.search_backend(q, request.limit, request.filter);
+    if (hits) {
+      auto& all = *hits;
+      const size_t skip = std::min(request.offset, all.size());
+      page->hits.assign(std::make_move_iterator(all.begin() + static_cast<ptrdiff_t>(skip)),
+                        std::make_move_iterator(all.end()));
+    } else {
+      page = hits.error();
     }
-    return JsonError(503, "unavailable", hits.error().ToString());
+  } else {
+    page = store_.SearchPaged(q, request.limit, request.filter, request.offset, budget);
+  }
+  if (!page) {
+    if (page.error().code == errc::invalid_argument) {
+      return JsonError(400, "invalid_filter", page.error().message);
+    }
+    return JsonError(503, "unavailable", page.error().ToString());
   }
   const double took_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   JsonWriter w;
   w.BeginObject().Key("results").BeginArray();
-  for (const auto& h : *hits) {
-    w.BeginObject().Key("id").String(h.id).Key("score").Float(h.score).Key("text").String(h.text);
-    w.Key("metadata");
+  size_t shown = 0, bytes = 0;
+  for (const auto& h : page->hits) {
+    JsonWriter item;
+    item.BeginObject().Key("id").String(h.id).Key("score").Float(h.score).Key("text").String(
+        h.text);
+    item.Key("metadata");
     if (h.metadata_json.empty()) {
-      w.Null();
+      item.Null();
     } else {
-      w.Raw(h.metadata_json);
+      item.Raw(h.metadata_json);
     }
-    w.EndObject();
+    item.EndObject();
+    std::string json = item.Take();
+    if (shown > 0 && bytes + json.size() > budget) break;  // the first always fits
+    bytes += json.size();
+    w.Raw(json);
+    ++shown;
   }
-  w.EndArray()
-      .Key("count")
-      .Uint(hits->size())
-      .Key("took_ms")
-      .Double(took_ms)
-      .Key("model")
-      .String(options_.model_name)
-      .EndObject();
+  const bool cut = shown < page->hits.size() || page->cut;
+  const size_t end = request.offset + shown;
+  w.EndArray().Key("count").Uint(shown).Key("next");
+  if (cut && end < request.limit) {
+    w.String(FormatCursor(end));
+  } else {
+    w.Null();
+  }
+  w.Key("took_ms").Double(took_ms).Key("model").String(options_.model_name).EndObject();
   return JsonOk(w.Take());
 }
 

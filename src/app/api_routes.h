@@ -22,43 +22,13 @@
 #include <variant>
 #include <vector>
 
+#include "app/api_requests.h"
 #include "app/message_service.h"
 #include "model/sentence_encoder.h"
 #include "server/http_server.h"
 #include "store/embedded_store.h"
 
 namespace embedstream::app {
-
-// A 4xx answer: HTTP status, stable error code, human detail.
-struct ApiError {
-  int status = 400;
-  std::string error;
-  std::string detail;
-};
-
-struct MessageRequest {
-  store::NewMessage message;  // id filled in (a new UUIDv4 when not given)
-  std::string user_id;        // also in message.metadata_json when given
-};
-
-struct SearchRequest {
-  std::string query;  // text, or empty when `vector` is given
-  std::vector<float> vector;
-  size_t limit = 10;
-  store::Filter filter;
-};
-
-constexpr size_t kMaxIdBytes = 256;
-constexpr size_t kMaxMetadataBytes = 64 * 1024;
-constexpr size_t kMaxLimit = 1000;
-// Deepest nesting a request body may have (objects and arrays), checked while
-// parsing: a deeper body is a 400 too_deep before any tree is built or copied.
-constexpr int kMaxJsonDepth = 64;
-
-// POST /messages body rules (docs/API.md). Either the request or the error.
-std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body);
-// POST /embeddings/search body rules; `dim` is the model's dimension.
-std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, size_t dim);
 
 // One message as the API's JSON object.
 std::string MessageJson(const store::Message& m);
@@ -71,7 +41,9 @@ using SearchBackend = std::function<Result<std::vector<store::SearchHit>>(
 
 struct ApiOptions {
   std::string model_name;
-  std::string auth_token;  // empty: writes need no token
+  // Lists and search results stop before their JSON passes this (at least
+  // one item is always sent); "next" then resumes (http.max_response_bytes).
+  size_t max_response_bytes = 8 << 20;
   size_t max_search_queue = 256;
   SearchBackend search_backend;  // empty: the embedded store
   std::string search_backend_name = "embedded";
@@ -100,7 +72,6 @@ class ApiRoutes {
   server::HttpResponse GetMessage(const server::HttpRequest& req);
   void Search(const server::HttpRequest& req, server::Respond respond);
   server::HttpResponse RunSearch(const SearchRequest& request);
-  bool Authorized(const server::HttpRequest& req) const;
   void SearchLoop();
 
   store::EmbeddedStore& store_;

@@ -150,8 +150,9 @@ void AddClientOptions(CLI::App* cmd, ClientFlags& flags, const char* json_help) 
   cmd->add_option(
       "--url", flags.url,
       std::string("Server base URL [env EMBEDSTREAM_URL, else ") + kDefaultServerUrl + "]");
-  cmd->add_option("--token", flags.token,
-                  "Bearer token for write routes [env EMBEDSTREAM_AUTH_TOKEN]");
+  cmd->add_option(
+      "--token", flags.token,
+      "Bearer token: auth.token, or auth.read_token for reads [env EMBEDSTREAM_AUTH_TOKEN]");
   cmd->add_flag("--json", flags.json, json_help);
 }
 

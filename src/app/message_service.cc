@@ -68,14 +68,28 @@ void MessageService::Stop() {
   worker_.join();
 }
 
+size_t MessageService::PutBytes(const store::NewMessage& m, const std::string& user_id) {
+  return m.id.size() + m.text.size() + m.metadata_json.size() + user_id.size() + sizeof(Put);
+}
+
+void MessageService::Release(size_t bytes) {
+  std::lock_guard lock(queue_mu_);
+  queued_bytes_ -= bytes;
+  stats_.queued_bytes.store(static_cast<int64_t>(queued_bytes_), std::memory_order_relaxed);
+}
+
 bool MessageService::Submit(store::NewMessage message, std::string user_id, PutCallback done) {
   {
     std::lock_guard lock(queue_mu_);
-    if (stopping_ || queue_.size() >= options_.max_queue) {
+    const size_t bytes = PutBytes(message, user_id);
+    if (stopping_ || queue_.size() >= options_.max_queue ||
+        queued_bytes_ + bytes > options_.max_queue_bytes) {
       stats_.refused.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    queue_.push_back({std::move(message), std::move(user_id), std::move(done)});
+    queued_bytes_ += bytes;
+    stats_.queued_bytes.store(static_cast<int64_t>(queued_bytes_), std::memory_order_relaxed);
+    queue_.push_back({std::move(message), std::move(user_id), std::move(done), bytes});
     stats_.queued.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
   }
   queue_cv_.notify_one();
@@ -99,6 +113,9 @@ void MessageService::WriterLoop() {
       }
       stats_.queued.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
     }
+    // The batch's bytes stay counted in queued_bytes_ until it is answered.
+    size_t batch_bytes = 0;
+    for (const auto& p : batch) batch_bytes += p.bytes;
     messages.clear();
     for (const auto& p : batch) messages.push_back(p.message);
     std::unique_lock publish_lock(publish_mu_);
@@ -108,6 +125,7 @@ void MessageService::WriterLoop() {
       stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
       log->error("committing {} messages failed: {}", batch.size(), outcome.error().ToString());
       for (auto& p : batch) p.done(outcome.error());
+      Release(batch_bytes);
       continue;
     }
     stats_.commits.fetch_add(1, std::memory_order_relaxed);
@@ -125,6 +143,7 @@ void MessageService::WriterLoop() {
     }
     publish_lock.unlock();
     for (size_t i = 0; i < batch.size(); ++i) batch[i].done((*outcome)[i]);
+    Release(batch_bytes);
     if (new_work) {
       {
         std::lock_guard lock(work_mu_);

@@ -45,6 +45,7 @@ namespace embedstream::app {
 struct MessageServiceOptions {
   std::string model_name;             // stored with every vector
   size_t max_queue = 10000;           // puts waiting for a commit before Submit refuses
+  size_t max_queue_bytes = 64 << 20;  // the same in bytes (id, text, metadata, user id)
   size_t commit_batch_max = 1024;     // puts per transaction
   size_t worker_batch_max = 512;      // rows per worker round
   size_t worker_batch_tokens = 8192;  // token budget of a worker round
@@ -60,7 +61,8 @@ struct MessageServiceStats {
   std::atomic<uint64_t> failed{0};
   std::atomic<uint64_t> worker_batches{0};
   std::atomic<uint64_t> store_errors{0};
-  std::atomic<int64_t> queued{0};  // waiting for a commit
+  std::atomic<int64_t> queued{0};        // waiting for a commit
+  std::atomic<int64_t> queued_bytes{0};  // their bytes, until answered
 };
 
 class MessageService {
@@ -81,7 +83,8 @@ class MessageService {
 
   // Queues a validated message (store::PutMessages rules). `done` runs on the
   // writer thread once the put is committed or failed; keep it quick. False
-  // (and `done` is not called) when the queue is full or the service stopped.
+  // (and `done` is not called) when the queue is full (max_queue puts or
+  // max_queue_bytes) or the service stopped.
   bool Submit(store::NewMessage message, std::string user_id, PutCallback done);
 
   const MessageServiceStats& stats() const { return stats_; }
@@ -91,7 +94,10 @@ class MessageService {
     store::NewMessage message;
     std::string user_id;
     PutCallback done;
+    size_t bytes = 0;  // PutBytes
   };
+  static size_t PutBytes(const store::NewMessage& m, const std::string& user_id);
+  void Release(size_t bytes);  // a batch was answered
   void WriterLoop();
   void WorkerLoop();
   // One worker round; false when nothing was pending.
@@ -107,8 +113,9 @@ class MessageService {
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Put> queue_;  // guarded by queue_mu_
-  bool stopping_ = false;  // guarded by queue_mu_
+  std::deque<Put> queue_;    // guarded by queue_mu_
+  size_t queued_bytes_ = 0;  // guarded by queue_mu_: queue_ and the batch being committed
+  bool stopping_ = false;    // guarded by queue_mu_
 
   // Held by the writer across commit + message_received, and by the worker
   // while it reads pending rows: keeps each message's events in order.

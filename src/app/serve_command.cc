@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "app/access_policy.h"
 #include "app/api_routes.h"
 #include "app/dashboard.h"
 #include "app/kafka_stream.h"
@@ -45,6 +46,10 @@ void InstallSignalHandlers() {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.starts_with("127.");
 }
 
 std::string StatsJson(const StreamStats& s, const std::vector<sources::PartitionLag>& lag) {
@@ -118,7 +123,8 @@ void ServeCommand::Register(CLI::App& parent) {
   cmd->add_option("--data-dir", flags.data_dir,
                   "Directory of the embedded store [data; env: EMBEDSTREAM_DATA_DIR]");
   cmd->add_option("--auth-token", flags.auth_token,
-                  "Bearer token required on write routes [env: EMBEDSTREAM_AUTH_TOKEN]");
+                  "Bearer token required on every route but /health and /ready "
+                  "[env: EMBEDSTREAM_AUTH_TOKEN]");
   cmd->add_flag("--no-store", flags.no_store,
                 "Kafka only: no embedded store, no HTTP ingest or search");
   cmd->add_option("--pg-sink", flags.pg_sink,
@@ -171,6 +177,8 @@ std::string EmbeddedStatsJson(const MessageServiceStats& m, const std::string& s
       .Uint(m.refused.load())
       .Key("queued")
       .Int(m.queued.load())
+      .Key("queued_bytes")
+      .Int(m.queued_bytes.load())
       .Key("commits")
       .Uint(m.commits.load())
       .Key("embedded")
@@ -245,12 +253,13 @@ int ServeCommand::Run() {
     MessageServiceOptions mo;
     mo.model_name = model_name;
     mo.max_queue = config->store_max_queue;
+    mo.max_queue_bytes = config->store_max_queue_bytes;
     mo.worker_batch_tokens = config->batch_max_tokens;
     svc.messages =
         std::make_unique<MessageService>(*svc.store, encoder_ref, svc.hub.get(), std::move(mo));
     ApiOptions ao;
     ao.model_name = model_name;
-    ao.auth_token = config->auth_token;
+    ao.max_response_bytes = config->http_max_response_bytes;
     if (config->search_backend == "qdrant") {
       auto search = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
       if (!search) {
@@ -306,6 +315,25 @@ int ServeCommand::Run() {
   so.host = config->http_host;
   so.port = static_cast<uint16_t>(config->http_port);
   so.max_body_bytes = config->http_max_body_bytes;
+  so.max_connections = config->http_max_connections;
+  so.write_timeout = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::milliseconds(std::max(1000, config->http_write_timeout_ms)));
+  so.stream_queue_max_bytes = config->sse_max_client_bytes;
+  so.streams_max_total_bytes = config->sse_max_total_bytes;
+  auto access = std::make_shared<const AccessPolicy>(
+      AccessOptions{.token = config->auth_token,
+                    .read_token = config->auth_read_token,
+                    .public_metrics = config->auth_public_metrics,
+                    .cors_origins = config->http_cors_origins});
+  so.filter = [access](const server::HttpRequest& request, server::HeaderList& extra) {
+    return access->Check(request, extra);
+  };
+  if (access->open() && !IsLoopback(config->http_host)) {
+    log->warn(
+        "auth.token is not set: every route, writes included, is open to anyone who can "
+        "reach {}:{} (docs/SECURITY.md)",
+        config->http_host, config->http_port);
+  }
   svc.http = std::make_unique<server::HttpServer>(so);
   server::HttpServer& http = *svc.http;
   const std::string config_json = ServeConfigJson(*config);

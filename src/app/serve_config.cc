@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/file_util.h"
 #include "core/json_writer.h"
 
 namespace embedstream::app {
@@ -47,10 +48,12 @@ bool LooksSecret(std::string key) {
   return false;
 }
 
-Status ApplyYaml(const std::string& path, ServeConfig& c) {
+}  // namespace
+
+Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path, ServeConfig& c) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
     return Error(errc::invalid_argument, path + ": " + e.what());
   }
@@ -112,9 +115,19 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
       if (h["host"]) c.http_host = h["host"].as<std::string>();
       if (h["port"]) c.http_port = h["port"].as<int>();
       if (h["max_body_bytes"]) c.http_max_body_bytes = h["max_body_bytes"].as<size_t>();
+      if (h["max_connections"]) c.http_max_connections = h["max_connections"].as<size_t>();
+      if (h["write_timeout_ms"]) c.http_write_timeout_ms = h["write_timeout_ms"].as<int>();
+      if (h["max_response_bytes"]) {
+        c.http_max_response_bytes = h["max_response_bytes"].as<size_t>();
+      }
+      if (h["cors_origins"]) {
+        c.http_cors_origins = h["cors_origins"].as<std::vector<std::string>>();
+      }
     }
     if (auto a = root["auth"]) {
       if (a["token"]) c.auth_token = a["token"].as<std::string>();
+      if (a["read_token"]) c.auth_read_token = a["read_token"].as<std::string>();
+      if (a["public_metrics"]) c.auth_public_metrics = a["public_metrics"].as<bool>();
     }
     if (auto st = root["store"]) {
       if (st["enabled"]) c.store_enabled = st["enabled"].as<bool>();
@@ -127,10 +140,13 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
         c.store_sync_full = mode == "full";
       }
       if (st["max_queue"]) c.store_max_queue = st["max_queue"].as<size_t>();
+      if (st["max_queue_bytes"]) c.store_max_queue_bytes = st["max_queue_bytes"].as<size_t>();
     }
     if (auto e = root["sse"]) {
       if (e["ring"]) c.sse_ring = e["ring"].as<size_t>();
       if (e["heartbeat_ms"]) c.sse_heartbeat_ms = e["heartbeat_ms"].as<int>();
+      if (e["max_client_bytes"]) c.sse_max_client_bytes = e["max_client_bytes"].as<size_t>();
+      if (e["max_total_bytes"]) c.sse_max_total_bytes = e["max_total_bytes"].as<size_t>();
     }
     if (auto pg = root["postgres"]) {
       auto& conn = c.postgres.connection;
@@ -174,12 +190,12 @@ Status ApplyYaml(const std::string& path, ServeConfig& c) {
   return Status::Ok();
 }
 
-}  // namespace
-
 Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   ServeConfig c;
   if (!f.config_file.empty()) {
-    if (auto st = ApplyYaml(f.config_file, c); !st) return st.error();
+    auto text = ReadFile(f.config_file);
+    if (!text) return Error(errc::invalid_argument, text.error().message);
+    if (auto st = ApplyServeConfigYaml(*text, f.config_file, c); !st) return st.error();
   }
   if (const char* v = Env("KAFKA_BOOTSTRAP_SERVERS")) c.kafka.bootstrap_servers = v;
   if (const char* v = Env("KAFKA_GROUP_ID")) c.kafka.group_id = v;
@@ -190,6 +206,7 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (const char* v = Env("EMBEDSTREAM_HTTP_HOST")) c.http_host = v;
   if (const char* v = Env("EMBEDSTREAM_DATA_DIR")) c.store_dir = v;
   if (const char* v = Env("EMBEDSTREAM_AUTH_TOKEN")) c.auth_token = v;
+  if (const char* v = Env("EMBEDSTREAM_AUTH_READ_TOKEN")) c.auth_read_token = v;
   c.postgres.connection = pg::ConnectionOptions::FromEnv(c.postgres.connection);
   if (const char* v = Env("QDRANT_URL")) c.qdrant.url = v;
   if (const char* v = Env("QDRANT_COLLECTION")) c.qdrant.collection = v;
@@ -221,6 +238,11 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (!f.search_backend.empty()) c.search_backend = f.search_backend;
   if (!f.qdrant_url.empty()) c.qdrant.url = f.qdrant_url;
 
+  if (Status st = ValidateServeConfig(c); !st) return st.error();
+  return c;
+}
+
+Status ValidateServeConfig(const ServeConfig& c) {
   if (c.kafka.input_topics.empty()) {
     return Error(errc::invalid_argument, "kafka.input_topics is empty");
   }
@@ -239,6 +261,36 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
     return Error(errc::invalid_argument, "store.dir is empty");
   }
   if (c.store_max_queue < 1) return Error(errc::invalid_argument, "store.max_queue < 1");
+  if (c.store_max_queue_bytes < c.http_max_body_bytes) {
+    return Error(errc::invalid_argument,
+                 "store.max_queue_bytes must be at least http.max_body_bytes (one message)");
+  }
+  if (c.http_max_connections < 1) {
+    return Error(errc::invalid_argument, "http.max_connections < 1");
+  }
+  if (c.http_write_timeout_ms < 100) {
+    return Error(errc::invalid_argument, "http.write_timeout_ms < 100");
+  }
+  if (c.http_max_response_bytes < 64 * 1024) {
+    return Error(errc::invalid_argument, "http.max_response_bytes < 65536");
+  }
+  if (c.sse_max_client_bytes < 64 * 1024 || c.sse_max_total_bytes < c.sse_max_client_bytes) {
+    return Error(errc::invalid_argument,
+                 "sse.max_client_bytes must be >= 65536 and sse.max_total_bytes >= it");
+  }
+  if (!c.auth_read_token.empty() && c.auth_token.empty()) {
+    return Error(errc::invalid_argument,
+                 "auth.read_token needs auth.token: without it every route is open anyway");
+  }
+  if (!c.auth_read_token.empty() && c.auth_read_token == c.auth_token) {
+    return Error(errc::invalid_argument, "auth.read_token must differ from auth.token");
+  }
+  for (const auto& origin : c.http_cors_origins) {
+    if (origin != "*" && origin.find("://") == std::string::npos) {
+      return Error(errc::invalid_argument, "http.cors_origins: '" + origin +
+                                               "' is not an origin (scheme://host[:port]) or *");
+    }
+  }
   if (c.sse_heartbeat_ms < 100) return Error(errc::invalid_argument, "sse.heartbeat_ms < 100");
   const std::string& mode = c.postgres.sink_mode;
   if (mode != "off" && mode != "embeddings" && mode != "text") {
@@ -301,14 +353,14 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
                  "nothing to run: no Kafka brokers, no PostgreSQL source and the embedded store "
                  "is disabled");
   }
-  return c;
+  return Status::Ok();
 }
 
 std::string ServeConfigJson(const ServeConfig& c) {
   JsonWriter w;
   w.BeginObject();
   w.Key("kafka").BeginObject();
-  w.Key("bootstrap_servers").String(c.kafka.bootstrap_servers);
+  w.Key("bootstrap_servers").String(MaskUrlUserinfo(c.kafka.bootstrap_servers));
   w.Key("group_id").String(c.kafka.group_id);
   w.Key("input_topics").BeginArray();
   for (const auto& t : c.kafka.input_topics) w.String(t);
@@ -317,7 +369,9 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("dlq_topic").String(c.kafka.DlqTopic());
   w.Key("auto_offset_reset").String(c.kafka.auto_offset_reset);
   w.Key("properties").BeginObject();
-  for (const auto& [k, v] : c.kafka.properties) w.Key(k).String(LooksSecret(k) ? "***" : v);
+  for (const auto& [k, v] : c.kafka.properties) {
+    w.Key(k).String(LooksSecret(k) || IsSensitiveKafkaProperty(k) ? "***" : MaskUrlUserinfo(v));
+  }
   w.EndObject();
   w.EndObject();
   w.Key("batch").BeginObject();
@@ -342,23 +396,34 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("host").String(c.http_host);
   w.Key("port").Int(c.http_port);
   w.Key("max_body_bytes").Uint(c.http_max_body_bytes);
+  w.Key("max_connections").Uint(c.http_max_connections);
+  w.Key("write_timeout_ms").Int(c.http_write_timeout_ms);
+  w.Key("max_response_bytes").Uint(c.http_max_response_bytes);
+  w.Key("cors_origins").BeginArray();
+  for (const auto& origin : c.http_cors_origins) w.String(MaskUrlUserinfo(origin));
+  w.EndArray();
   w.EndObject();
   w.Key("auth").BeginObject();
   w.Key("token").String(c.auth_token.empty() ? "" : "***");
+  w.Key("read_token").String(c.auth_read_token.empty() ? "" : "***");
+  w.Key("public_metrics").Bool(c.auth_public_metrics);
   w.EndObject();
   w.Key("store").BeginObject();
   w.Key("enabled").Bool(c.store_enabled);
-  w.Key("dir").String(c.store_dir);
+  w.Key("dir").String(MaskUrlUserinfo(c.store_dir));
   w.Key("sync").String(c.store_sync_full ? "full" : "normal");
   w.Key("max_queue").Uint(c.store_max_queue);
+  w.Key("max_queue_bytes").Uint(c.store_max_queue_bytes);
   w.EndObject();
   w.Key("sse").BeginObject();
   w.Key("ring").Uint(c.sse_ring);
   w.Key("heartbeat_ms").Int(c.sse_heartbeat_ms);
+  w.Key("max_client_bytes").Uint(c.sse_max_client_bytes);
+  w.Key("max_total_bytes").Uint(c.sse_max_total_bytes);
   w.EndObject();
   const PostgresSettings& pg = c.postgres;
   w.Key("postgres").BeginObject();
-  w.Key("host").String(pg.connection.host);
+  w.Key("host").String(MaskUrlUserinfo(pg.connection.host));
   w.Key("port").Int(pg.connection.port);
   w.Key("database").String(pg.connection.dbname);
   w.Key("user").String(pg.connection.user);
@@ -372,7 +437,7 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("mode").String(pg.sink_mode);
   w.EndObject();
   w.Key("qdrant").BeginObject();
-  w.Key("url").String(c.qdrant.url);
+  w.Key("url").String(MaskUrlUserinfo(c.qdrant.url));
   w.Key("collection").String(c.qdrant.collection);
   w.Key("api_key").String(c.qdrant.api_key.empty() ? "" : "***");
   w.Key("batch_size").Uint(c.qdrant.batch_size);
@@ -388,6 +453,42 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("search").BeginObject().Key("backend").String(c.search_backend).EndObject();
   w.EndObject();
   return w.Take();
+}
+
+std::string MaskUrlUserinfo(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t pos = 0;
+  for (;;) {
+    const size_t scheme_end = s.find("://", pos);
+    if (scheme_end == std::string_view::npos) break;
+    const size_t authority = scheme_end + 3;
+    size_t end = s.find_first_of("/?#,; \t", authority);
+    if (end == std::string_view::npos) end = s.size();
+    const size_t at = s.rfind('@', end == 0 ? 0 : end - 1);
+    out.append(s.substr(pos, authority - pos));
+    if (at != std::string_view::npos && at >= authority && at < end) {
+      out += "***";
+      out.append(s.substr(at, end - at));
+    } else {
+      out.append(s.substr(authority, end - authority));
+    }
+    pos = end;
+  }
+  out.append(s.substr(pos));
+  return out;
+}
+
+bool IsSensitiveKafkaProperty(std::string_view key) {
+  std::string k(key);
+  std::transform(k.begin(), k.end(), k.begin(), ::tolower);
+  if (k.starts_with("sasl.") || k.starts_with("sasl_")) return true;  // credentials, JAAS, OIDC
+  if (k.starts_with("ssl.") || k.starts_with("ssl_")) {
+    for (const char* word : {"key", "password", "pem", "keystore", "secret"}) {
+      if (k.find(word) != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace embedstream::app

@@ -37,18 +37,28 @@
 //     host: 0.0.0.0                         # env EMBEDSTREAM_HTTP_HOST
 //     port: 5000                            # env EMBEDSTREAM_HTTP_PORT / PORT
 //     max_body_bytes: 1048576               # larger request bodies get a 413
-//   auth:
-//     token: ""                             # env EMBEDSTREAM_AUTH_TOKEN; set: write routes
-//                                           # need "Authorization: Bearer <token>"
+//     max_connections: 4096                 # more at once: 503 at accept
+//     write_timeout_ms: 30000               # a response not written by then: closed
+//     max_response_bytes: 8388608           # lists and searches page past this ("next")
+//     cors_origins: []                      # origins allowed cross-origin ("*": any)
+//   auth:                                   # docs/SECURITY.md
+//     token: ""                             # env EMBEDSTREAM_AUTH_TOKEN; set: every route
+//                                           # but /health and /ready needs
+//                                           # "Authorization: Bearer <token>"
+//     read_token: ""                        # env EMBEDSTREAM_AUTH_READ_TOKEN; reads only
+//     public_metrics: false                 # true: /metrics needs no token
 //   store:
 //     enabled: true                         # the embedded store (HTTP ingest, search);
 //                                           # with Kafka it is a second sink
 //     dir: data                             # env EMBEDSTREAM_DATA_DIR
 //     sync: full                            # full (fsync per commit) | normal
 //     max_queue: 10000                      # POSTs waiting for a commit before 503
+//     max_queue_bytes: 67108864             # the same in bytes (text + metadata + id)
 //   sse:
 //     ring: 10000                           # events kept for Last-Event-ID resume
 //     heartbeat_ms: 15000
+//     max_client_bytes: 4194304             # queued for one slow client before it is dropped
+//     max_total_bytes: 67108864             # queued for every client together
 //   postgres:                               # connection and tables, shared by
 //                                           # sinks.postgres, sources.postgres and
 //                                           # search.backend postgres
@@ -86,6 +96,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -147,13 +158,22 @@ struct ServeConfig {
   std::string http_host = "0.0.0.0";
   int http_port = 5000;
   size_t http_max_body_bytes = 1 << 20;
+  size_t http_max_connections = 4096;
+  int http_write_timeout_ms = 30000;
+  size_t http_max_response_bytes = 8 << 20;
+  std::vector<std::string> http_cors_origins;
   std::string auth_token;
+  std::string auth_read_token;
+  bool auth_public_metrics = false;
   bool store_enabled = true;
   std::string store_dir = "data";
   bool store_sync_full = true;
   size_t store_max_queue = 10000;
+  size_t store_max_queue_bytes = 64 << 20;
   size_t sse_ring = 10000;
   int sse_heartbeat_ms = 15000;
+  size_t sse_max_client_bytes = 4 << 20;
+  size_t sse_max_total_bytes = 64 << 20;
   PostgresSettings postgres;
   QdrantSettings qdrant;
   std::string search_backend = "embedded";  // embedded | postgres
@@ -184,10 +204,31 @@ struct ServeFlags {
   std::string qdrant_url;
 };
 
+// The file (flags.config_file, when given), then the environment, then the
+// flags, then ValidateServeConfig.
 Result<ServeConfig> LoadServeConfig(const ServeFlags& flags);
 
-// The effective configuration as JSON; values of keys that look secret
-// (password, secret, token, key, credentials) are replaced by "***".
+// The YAML step on its own: applies the settings of one YAML document (text,
+// not a path) over `config`. Errors (invalid_argument) start with `where`.
+// Bytes from outside (tests/fuzz/fuzz_serve_config.cc): a malformed or hostile
+// document is an error, never a crash.
+Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& where,
+                            ServeConfig& config);
+
+// The checks LoadServeConfig makes on the resolved configuration.
+Status ValidateServeConfig(const ServeConfig& config);
+
+// The effective configuration as JSON, safe to show: values of keys that look
+// secret (password, secret, token, key, credential) and of every
+// kafka.properties key librdkafka treats as sensitive (sasl.*, ssl.* keys,
+// keystores, passwords, PEMs) are "***", and every URL's userinfo
+// (scheme://user:pass@host) is "***@".
 std::string ServeConfigJson(const ServeConfig& config);
+
+// "scheme://user:pass@host/x" -> "scheme://***@host/x", for every URL in `s`
+// (a comma-separated broker list included); other text unchanged.
+std::string MaskUrlUserinfo(std::string_view s);
+// A kafka.properties key whose value must not be shown (see ServeConfigJson).
+bool IsSensitiveKafkaProperty(std::string_view key);
 
 }  // namespace embedstream::app

@@ -117,30 +117,39 @@ int64_t TensorView::numel() const {
 Result<SafeTensorsFile> SafeTensorsFile::Open(const std::filesystem::path& path) {
   auto mapped = MappedFile::Open(path);
   if (!mapped) return mapped.error();
-  const std::string where = path.string() + ": ";
-  if (mapped->size() < 8) {
-    return Error(errc::corrupt, where + "file is " + std::to_string(mapped->size()) +
+  auto f = FromBytes({mapped->data(), mapped->size()}, path.string());
+  if (!f) return f.error();
+  f->path_ = path;
+  f->file_ = std::move(*mapped);  // the mapping moves, its address does not
+  return f;
+}
+
+Result<SafeTensorsFile> SafeTensorsFile::FromBytes(std::span<const unsigned char> bytes,
+                                                   std::string where_name) {
+  const std::string where = where_name + ": ";
+  if (bytes.size() < 8) {
+    return Error(errc::corrupt, where + "file is " + std::to_string(bytes.size()) +
                                     " bytes, shorter than the 8-byte header length");
   }
   uint64_t header_len = 0;
-  std::memcpy(&header_len, mapped->data(), 8);  // little-endian on every target we build
-  if (header_len > kMaxHeaderBytes || header_len > mapped->size() - 8) {
+  std::memcpy(&header_len, bytes.data(), 8);  // little-endian on every target we build
+  if (header_len > kMaxHeaderBytes || header_len > bytes.size() - 8) {
     return Error(errc::corrupt, where + "header length " + std::to_string(header_len) +
-                                    " does not fit in a file of " + std::to_string(mapped->size()) +
+                                    " does not fit in a file of " + std::to_string(bytes.size()) +
                                     " bytes (truncated?)");
   }
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(mapped->data() + 8, mapped->data() + 8 + header_len);
+    header = nlohmann::json::parse(bytes.data() + 8, bytes.data() + 8 + header_len);
   } catch (const std::exception& e) {
     return Error(errc::corrupt, where + "header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) return Error(errc::corrupt, where + "header is not a JSON object");
 
   SafeTensorsFile f;
-  f.path_ = path;
-  const unsigned char* data_start = mapped->data() + 8 + header_len;
-  const uint64_t data_size = mapped->size() - 8 - header_len;
+  f.path_ = std::move(where_name);
+  const unsigned char* data_start = bytes.data() + 8 + header_len;
+  const uint64_t data_size = bytes.size() - 8 - header_len;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
@@ -159,15 +168,22 @@ Result<SafeTensorsFile> SafeTensorsFile::Open(const std::filesystem::path& path)
     TensorView view;
     view.dtype = *dtype;
     int64_t numel = 1;
+    constexpr int64_t kMaxElements = int64_t{1} << 40;
     for (const auto& d : entry["shape"]) {
-      if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0)) {
+      if (!d.is_number_integer() || (!d.is_number_unsigned() && d.get<int64_t>() < 0)) {
         return Error(errc::corrupt, what + "shape has a non-integer or negative dimension");
       }
-      const auto dim = d.get<int64_t>();
-      if (dim > (int64_t{1} << 40)) return Error(errc::corrupt, what + "absurd dimension");
+      // As unsigned: a dimension over INT64_MAX must not wrap to a negative one.
+      if (d.get<uint64_t>() > static_cast<uint64_t>(kMaxElements)) {
+        return Error(errc::corrupt, what + "absurd dimension");
+      }
+      const auto dim = static_cast<int64_t>(d.get<uint64_t>());
       view.shape.push_back(dim);
+      // Checked before multiplying: two dimensions of 2^40 overflow int64.
+      if (dim != 0 && numel > kMaxElements / dim) {
+        return Error(errc::corrupt, what + "absurd size");
+      }
       numel *= dim;
-      if (numel > (int64_t{1} << 40)) return Error(errc::corrupt, what + "absurd size");
     }
     const auto& offs = entry["data_offsets"];
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
@@ -197,7 +213,6 @@ Result<SafeTensorsFile> SafeTensorsFile::Open(const std::filesystem::path& path)
       return Error(errc::corrupt, where + "tensor data ranges overlap");
     }
   }
-  f.file_ = std::move(*mapped);
   return f;
 }
 
@@ -222,7 +237,7 @@ Result<std::vector<float>> SafeTensorsFile::ReadF32(
   std::vector<float> out(n);
   switch (view->dtype) {
     case DType::kF32:
-      std::memcpy(out.data(), view->data, n * 4);
+      if (n != 0) std::memcpy(out.data(), view->data, n * 4);  // an empty tensor: both may be null
       break;
     case DType::kF64:
       for (size_t i = 0; i < n; ++i) {

@@ -3,10 +3,14 @@
 // header entry validated (dtype known, shape product matches the byte range,
 // ranges inside the data section, no overlaps). Immutable after Open, so
 // concurrent reads are safe.
+//
+// FromBytes does the same on bytes already in memory (tests, the fuzz target
+// tests/fuzz/fuzz_safetensors.cc); Open maps the file and calls it.
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,10 @@ struct TensorView {
 class SafeTensorsFile {
  public:
   static Result<SafeTensorsFile> Open(const std::filesystem::path& path);
+  // Parses and validates a whole .safetensors image in `bytes`. `where` names
+  // it in error messages (and is path()). The result owns nothing: its
+  // TensorViews point into `bytes`, which must outlive it and stay unchanged.
+  static Result<SafeTensorsFile> FromBytes(std::span<const unsigned char> bytes, std::string where);
 
   bool Has(const std::string& name) const { return tensors_.count(name) != 0; }
   // Error(not_found) names the file and the tensor.
@@ -44,7 +52,7 @@ class SafeTensorsFile {
 
  private:
   std::filesystem::path path_;
-  MappedFile file_;
+  MappedFile file_;  // empty for FromBytes
   std::map<std::string, TensorView> tensors_;
 };
 

@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 
 #include "core/check.h"
 #include "server/internal/router.h"
@@ -31,6 +32,29 @@ namespace {
 // Pause before accepting again after an accept error (e.g. out of file
 // descriptors), so the loop does not spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+
+// The whole answer to a connection over max_connections: written once, then
+// the socket closes; nothing is read.
+constexpr std::string_view kBusyResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Server: embedstream\r\n"
+    "Content-Type: application/json\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "Content-Length: 89\r\n"
+    "\r\n"
+    R"({"error":"too_many_connections","detail":"http.max_connections are open; retry shortly"})"
+    "\n";
+
+void RefuseConnection(tcp::socket socket) {
+  auto held = std::make_shared<tcp::socket>(std::move(socket));
+  net::async_write(*held, net::buffer(kBusyResponse.data(), kBusyResponse.size()),
+                   [held](boost::beast::error_code, size_t) {
+                     boost::beast::error_code ignored;
+                     held->shutdown(tcp::socket::shutdown_both, ignored);
+                     held->close(ignored);
+                   });
+}
 
 std::shared_ptr<ServerState> MakeState(ServerOptions options) {
   MetricsRegistry& registry =
@@ -84,9 +108,16 @@ void HttpServer::Impl::OnAccept(boost::beast::error_code ec, tcp::socket socket)
     // Under sessions_mu so Stop() either sees this session or we see `stopping`.
     std::lock_guard<std::mutex> lock(state->sessions_mu);
     if (state->stopping.load()) return;  // the socket closes as it goes out of scope
-    const uint64_t id = state->next_session_id++;
-    session = std::make_shared<Session>(std::move(socket), state, id);
-    state->sessions.emplace(id, session);
+    if (state->sessions.size() < state->options.max_connections) {
+      const uint64_t id = state->next_session_id++;
+      session = std::make_shared<Session>(std::move(socket), state, id);
+      state->sessions.emplace(id, session);
+    }
+  }
+  if (!session) {
+    state->connections_refused.Inc();
+    RefuseConnection(std::move(socket));
+    return Accept();
   }
   net::dispatch(session->executor(), [session] { session->Start(); });
   Accept();

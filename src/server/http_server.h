@@ -16,14 +16,17 @@
 //
 // Errors: unknown path 404, wrong method 405 (+Allow), body over
 // max_body_bytes 413 (the body is not read), malformed HTTP 400, headers over
-// 16 KiB 431 (these three close the connection), handler exception 500. All
-// are JSON {"error","detail"}. Every response carries Content-Length, except
-// streams (chunked).
+// 16 KiB or 100 fields 431, a chunk-size line or trailer section over 32 KiB
+// 431, a chunk extension over 1 KiB 400 (these close the connection; see
+// internal/request_reader.h), connections over max_connections 503 at accept,
+// handler exception 500. All are JSON {"error","detail"}. Every response carries Content-Length,
+// except streams (chunked).
 //
 // Metrics (ServerOptions::metrics, default the global registry):
 //   embedstream_http_requests_total{method,route,code="2xx".."5xx"}
 //   embedstream_http_request_duration_seconds{method,route}
-//   embedstream_http_connections_open, embedstream_http_streams_open
+//   embedstream_http_connections_open, embedstream_http_streams_open,
+//   embedstream_http_connections_refused_total (over max_connections)
 //
 // Example:
 //   HttpServer server({.port = 5000});
@@ -52,9 +55,21 @@ struct ServerOptions {
   // A connection with nothing to read or write for this long is closed
   // (streams excepted: they send their own heartbeats).
   std::chrono::seconds idle_timeout{60};
+  // A response (head and body) not written within this is abandoned and the
+  // connection closed: a client that reads slowly cannot hold it for longer.
+  std::chrono::seconds write_timeout{30};
+  // Connections open at once (streams included). One more is answered 503
+  // (Retry-After: 1) and closed at accept, before anything is read.
+  size_t max_connections = 4096;
   // A stream with more than this many bytes queued (a client that does not
   // read) is aborted; StreamSink::Send then returns false.
   size_t stream_queue_max_bytes = 4 << 20;
+  // The same for every stream together: a Send that would take the total
+  // over this aborts its stream, so slow clients cannot add up unbounded.
+  size_t streams_max_total_bytes = 64 << 20;
+  // Runs before routing on every request (see RequestFilter): auth, CORS,
+  // content types. Empty: every request is routed.
+  RequestFilter filter;
   MetricsRegistry* metrics = nullptr;  // null: MetricsRegistry::Global(); must outlive the server
 };
 

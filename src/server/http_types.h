@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -71,6 +72,18 @@ class StreamSink {
 // Any other status is sent as an ordinary response and the sink is closed.
 using StreamHandler =
     std::function<HttpResponse(const HttpRequest&, const std::shared_ptr<StreamSink>& sink)>;
+
+// Extra response headers, in order.
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Runs on an io thread before a request is routed, for every request that
+// parsed (unknown paths included): returns the answer to send instead of
+// routing it (a 401, a 415, a CORS preflight's 204), or nullopt to route it.
+// Headers it appends to `extra` go on whatever answers the request, the
+// stream head included (e.g. Access-Control-Allow-Origin). Must be quick and
+// thread-safe; an exception is a 500.
+using RequestFilter =
+    std::function<std::optional<HttpResponse>(const HttpRequest& request, HeaderList& extra)>;
 
 // {"error": error, "detail": detail} with the given status.
 HttpResponse JsonError(int status, std::string_view error, std::string_view detail);

@@ -348,12 +348,21 @@ struct EmbeddedStore::Impl {
 
   // Rows for the given labels, in order, that are embedded and pass filter;
   // stops after k hits.
-  Result<std::vector<SearchHit>> Hydrate(const std::vector<internal::ScoredLabel>& cands, size_t k,
-                                         const CompiledFilter& filter) {
-    std::vector<SearchHit> hits;
+  // The first k candidates that are embedded and pass `filter`, as hits
+  // [skip, k) of them, read until they hold over max_bytes (page.cut). The
+  // `matched` count is how many passed, skipped ones included.
+  Result<SearchPage> Hydrate(const std::vector<internal::ScoredLabel>& cands, size_t k,
+                             const CompiledFilter& filter, size_t skip = 0,
+                             size_t max_bytes = SIZE_MAX, size_t* matched = nullptr) {
+    SearchPage page;
+    size_t passed = 0, bytes = 0;
     std::lock_guard lock(read_mu);
     for (const auto& [score, label] : cands) {
-      if (hits.size() >= k) break;
+      if (passed >= k) break;
+      if (bytes > max_bytes) {
+        page.cut = true;
+        break;
+      }
       get_by_row.Reset();
       get_by_row.BindInt(1, label);
       auto row = get_by_row.Step();
@@ -361,10 +370,13 @@ struct EmbeddedStore::Impl {
       if (!*row) continue;
       Message m = ReadMessage(get_by_row);
       if (m.status != MessageStatus::embedded || !filter.Matches(m.metadata_json)) continue;
-      hits.push_back({std::move(m.id), score, std::move(m.text), std::move(m.metadata_json)});
+      if (passed++ < skip) continue;
+      bytes += m.id.size() + m.text.size() + m.metadata_json.size();
+      page.hits.push_back({std::move(m.id), score, std::move(m.text), std::move(m.metadata_json)});
     }
     get_by_row.Reset();
-    return hits;
+    if (matched != nullptr) *matched = passed;
+    return page;
   }
 };
 
@@ -722,9 +734,10 @@ Result<std::optional<Message>> EmbeddedStore::Get(const std::string& id) {
   return out;
 }
 
-Result<std::vector<Message>> EmbeddedStore::List(size_t limit, size_t offset) {
+Result<std::vector<Message>> EmbeddedStore::List(size_t limit, size_t offset, size_t max_bytes) {
   auto& d = *impl_;
   std::vector<Message> out;
+  size_t bytes = 0;
   std::lock_guard lock(d.read_mu);
   d.list_page.Reset();
   d.list_page.BindInt(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
@@ -737,6 +750,9 @@ Result<std::vector<Message>> EmbeddedStore::List(size_t limit, size_t offset) {
     }
     if (!*row) break;
     out.push_back(ReadMessage(d.list_page));
+    const Message& m = out.back();
+    bytes += m.id.size() + m.text.size() + m.metadata_json.size();
+    if (bytes > max_bytes) break;
   }
   d.list_page.Reset();
   return out;
@@ -775,6 +791,14 @@ Result<StoreCounts> EmbeddedStore::Stats() {
 
 Result<std::vector<SearchHit>> EmbeddedStore::Search(const std::vector<float>& query, size_t k,
                                                      const Filter& filter) {
+  auto page = SearchPaged(query, k, filter, 0, SIZE_MAX);
+  if (!page) return page.error();
+  return std::move(page->hits);
+}
+
+Result<EmbeddedStore::SearchPage> EmbeddedStore::SearchPaged(const std::vector<float>& query,
+                                                             size_t k, const Filter& filter,
+                                                             size_t skip, size_t max_bytes) {
   auto& d = *impl_;
   if (query.size() != d.options.dim) {
     return Error(errc::invalid_argument, "query has " + std::to_string(query.size()) +
@@ -784,19 +808,21 @@ Result<std::vector<SearchHit>> EmbeddedStore::Search(const std::vector<float>& q
   if (q.empty()) return Error(errc::invalid_argument, "query vector is zero or not finite");
   auto compiled = CompileFilter(filter);
   if (!compiled) return compiled.error();
-  if (k == 0) return std::vector<SearchHit>{};
+  if (k == 0 || skip >= k) return SearchPage{};
   const bool exact = d.index->live_count() < d.options.exact_search_below;
   if (filter.empty()) {
     auto cands = exact ? d.index->SearchExact(q.data(), k) : d.index->SearchHnsw(q.data(), k);
-    return d.Hydrate(cands, k, *compiled);
+    return d.Hydrate(cands, k, *compiled, skip, max_bytes);
   }
   if (!exact) {
     // Over-fetch from HNSW and filter; too few survivors: exact scan below.
-    auto hits = d.Hydrate(d.index->SearchHnsw(q.data(), k * kFilterOverfetch), k, *compiled);
-    if (!hits || hits->size() >= k) return hits;
+    size_t matched = 0;
+    auto page = d.Hydrate(d.index->SearchHnsw(q.data(), k * kFilterOverfetch), k, *compiled, skip,
+                          max_bytes, &matched);
+    if (!page || page->cut || matched >= k) return page;
   }
-  return d.Hydrate(d.index->SearchExact(q.data(), std::numeric_limits<size_t>::max()), k,
-                   *compiled);
+  return d.Hydrate(d.index->SearchExact(q.data(), std::numeric_limits<size_t>::max()), k, *compiled,
+                   skip, max_bytes);
 }
 
 Status EmbeddedStore::SaveSnapshot() { return impl_->Snapshot(); }

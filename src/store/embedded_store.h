@@ -21,6 +21,7 @@
 //   (*store)->StoreEmbeddings({{"m1", vec}}, "minilm");
 //   auto hits = (*store)->Search(query_vec, 10, {});
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -155,12 +156,23 @@ class EmbeddedStore {
   Status MarkFailed(const std::string& id, const std::string& reason);
 
   Result<std::optional<Message>> Get(const std::string& id);
-  // Newest first.
-  Result<std::vector<Message>> List(size_t limit, size_t offset);
+  // Newest first. Stops early once the rows read hold over max_bytes (id,
+  // text and metadata; the row that crosses it is kept, so a page is never
+  // empty while rows remain): memory is bounded in bytes, not only rows.
+  Result<std::vector<Message>> List(size_t limit, size_t offset, size_t max_bytes = SIZE_MAX);
   Result<StoreCounts> Stats();
   // Top-k by cosine among embedded messages passing filter.
   Result<std::vector<SearchHit>> Search(const std::vector<float>& query, size_t k,
                                         const Filter& filter);
+  // A page of the same ranking: hits [skip, k), stopping early (cut = true)
+  // once the hits read hold over max_bytes (the hit crossing it is kept). The
+  // skipped hits' texts are not read.
+  struct SearchPage {
+    std::vector<SearchHit> hits;
+    bool cut = false;
+  };
+  Result<SearchPage> SearchPaged(const std::vector<float>& query, size_t k, const Filter& filter,
+                                 size_t skip, size_t max_bytes);
 
   // Writes the index snapshot now (also done periodically and on close).
   Status SaveSnapshot();

@@ -45,8 +45,11 @@ class Service:
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
+        headers = dict(headers or {})
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"  # serve answers 415 to anything else
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
-                                     method=method, headers=headers or {})
+                                     method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read().decode()

@@ -77,10 +77,12 @@ class Service {
     throw new Error(`serve not ready after 120 s:\n${this.tail()}`);
   }
 
-  async api(method, p, body) {
+  async api(method, p, body, token) {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
     const r = await fetch(this.base + p, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
@@ -282,30 +284,40 @@ test('dashboard: create, live events, status, messages, search', { timeout: 300_
   }
 });
 
-test('dashboard: bearer token from the form, kept in the browser', { timeout: 300_000 }, async (t) => {
+test('dashboard: with auth.token the page, its reads and its stream need the token', { timeout: 300_000 }, async (t) => {
   const token = 'dash-e2e-secret';
   const ctx = await openDashboard(t, ['--auth-token', token]);
   const { svc, page } = ctx;
   try {
-    await page.goto(`${svc.base}/`);
-    await page.waitForSelector('#conn[data-state="live"]');
-
-    // No token: the server's 401 is shown, nothing is stored.
+    // Without it even the page is refused (every route but /health and /ready).
     await expectingHttpError(ctx, 401, async () => {
-      await page.fill('#create-text', 'a message that needs a token');
-      await page.click('#create-submit');
-      await page.waitForSelector('#create-result.err');
-      assert.match(await page.textContent('#create-result'), /unauthorized/);
+      const refused = await page.goto(`${svc.base}/`);
+      assert.equal(refused.status(), 401);
     });
-    assert.equal((await svc.api('GET', '/status')).body.total, 0);
 
-    // With the token: accepted, embedded.
-    await page.fill('#create-token', token);
+    // Opened as /?access_token=: the page, its fetches and its EventSource carry it.
+    await page.goto(`${svc.base}/?access_token=${token}`);
+    await page.waitForSelector('#conn[data-state="live"]');
+    assert.equal(await page.inputValue('#create-token'), token);
+    await page.fill('#create-text', 'a message sent with the page token');
     await page.click('#create-submit');
     await page.waitForSelector('#create-result[data-id]');
     const id = await page.getAttribute('#create-result', 'data-id');
     await page.waitForSelector(`#events li[data-type="message_completed"][data-id=${JSON.stringify(id)}]`,
                                { timeout: 60_000 });
+    assert.equal((await svc.api('GET', '/status', undefined, token)).body.total, 1);
+    assert.equal((await svc.api('GET', '/status')).status, 401);
+
+    // A wrong token in the form: the server's 401 is shown, nothing is stored.
+    await expectingHttpError(ctx, 401, async () => {
+      await page.fill('#create-token', 'wrong');
+      await page.fill('#create-text', 'a message with a wrong token');
+      await page.click('#create-submit');
+      await page.waitForSelector('#create-result.err');
+      assert.match(await page.textContent('#create-result'), /unauthorized/);
+      await page.fill('#create-token', token);
+    });
+    assert.equal((await svc.api('GET', '/status', undefined, token)).body.total, 1);
 
     // The token survives a reload (localStorage) and is sent again.
     await page.reload();

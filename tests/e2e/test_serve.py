@@ -69,10 +69,10 @@ def serve(binary, model_dir, tmp_path):
     """serve(*args, name=...) starts a ready `embedstream serve`; all stopped at the end."""
     started = []
 
-    def _serve(*args, name="serve", data_dir=None):
+    def _serve(*args, name="serve", data_dir=None, env_extra=None):
         data = data_dir or tmp_path / "data"
         svc = Service(binary, model_dir, ["--data-dir", str(data), *args],
-                      tmp_path / f"{name}.log")
+                      tmp_path / f"{name}.log", env_extra=env_extra)
         started.append(svc)
         svc.wait_ready()
         return svc
@@ -348,17 +348,33 @@ def test_bad_inputs_get_clear_4xx_and_the_server_stays_healthy(serve):
     assert st["total"] == 1
 
 
-def test_auth_token_guards_writes_only(serve):
-    svc = serve("--auth-token", "s3cret")
+def test_auth_token_guards_every_route_but_health_and_ready(serve):
+    svc = serve("--auth-token", "s3cret", env_extra={"EMBEDSTREAM_AUTH_READ_TOKEN": "r3ad"})
     body = {"message": "hello"}
     assert svc.request("POST", "/messages", body)[0] == 401
     status, text = svc.request("POST", "/messages", body, {"Authorization": "Bearer wrong"})
     assert status == 401 and json.loads(text)["error"] == "unauthorized"
     reply = svc.post("/messages", body, {"Authorization": "Bearer s3cret"})
     assert reply["created"] is True
-    assert svc.get("/messages")[0] == 200
-    status, cfg = svc.get("/config")
-    assert "s3cret" not in cfg
+    # Reads are guarded too, unknown paths included; /health and /ready are not.
+    for path in ("/messages", f"/messages/{reply['id']}", "/status", "/stats", "/metrics",
+                 "/config", "/events", "/", "/no-such-route"):
+        status, _ = svc.request("GET", path)
+        assert status == 401, path
+    assert svc.request("POST", "/embeddings/search", {"query": "hello"})[0] == 401
+    assert svc.request("GET", "/health")[0] == 200
+    assert svc.request("GET", "/ready")[0] == 200
+    # The full token and ?access_token= (for EventSource) open reads.
+    assert svc.request("GET", "/messages", headers={"Authorization": "Bearer s3cret"})[0] == 200
+    assert svc.request("GET", "/status?access_token=s3cret")[0] == 200
+    # The read token reads and searches, and cannot write.
+    read = {"Authorization": "Bearer r3ad"}
+    assert svc.request("GET", "/stats", headers=read)[0] == 200
+    assert svc.request("POST", "/embeddings/search", {"query": "hello"}, read)[0] == 200
+    status, text = svc.request("POST", "/messages", body, read)
+    assert status == 403 and json.loads(text)["error"] == "forbidden"
+    status, cfg = svc.request("GET", "/config", headers={"Authorization": "Bearer s3cret"})
+    assert status == 200 and "s3cret" not in cfg and "r3ad" not in cfg
 
 
 def test_cli_commands_talk_to_a_running_server(serve, run):
@@ -417,3 +433,35 @@ def test_cli_commands_talk_to_a_running_server(serve, run):
     assert rc == 0 and json.loads(out) == {"status": "ready"}, out
     p = run(["health", "--timeout", "2"], env_extra={"EMBEDSTREAM_URL": "http://127.0.0.1:1"})
     assert p.returncode == 2 and b"cannot connect" in p.stderr
+
+
+def test_write_queue_is_bounded_in_bytes_and_loses_nothing(serve, tmp_path):
+    """store.max_queue_bytes: POSTs whose bytes would take the queue over are 503
+    overloaded (Retry-After), and every 202 is stored and embedded."""
+    cfg = tmp_path / "queue.yaml"
+    # Room for two ~30 KB messages: bodies arrive far faster than fsynced commits.
+    cfg.write_text("http:\n  max_body_bytes: 65536\nstore:\n  max_queue_bytes: 65536\n")
+    svc = serve("-c", str(cfg))
+    word = "lorem ipsum dolor sit amet " * 1100  # ~30 KB of text
+
+    def one(i):
+        return i, svc.request("POST", "/messages", {"id": f"big-{i}", "message": f"{i} {word}"},
+                              timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        replies = dict(pool.map(one, range(200)))
+    codes = [status for status, _ in replies.values()]
+    assert set(codes) <= {202, 503}, codes
+    refused = [i for i, (status, body) in replies.items() if status == 503]
+    accepted = [i for i, (status, body) in replies.items() if status == 202]
+    assert refused, "200 POSTs from 32 threads never filled a 64 KiB queue"
+    assert accepted
+    for i in refused:
+        assert json.loads(replies[i][1])["error"] == "overloaded"
+    st = wait_status(svc, lambda s: s["pending"] == 0 and s["total"] == len(accepted), timeout=900)
+    assert st["embedded"] + st["failed"] == len(accepted)
+    for i in accepted:
+        status, body = svc.request("GET", f"/messages/big-{i}")
+        assert status == 200 and json.loads(body)["text"].startswith(f"{i} lorem")
+    stats = json.loads(svc.get("/stats")[1])
+    assert stats["refused"] == len(refused) and stats["queued_bytes"] == 0

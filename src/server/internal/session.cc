@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/logging.h"
-#include "server/url.h"
+#include "server/internal/request_reader.h"
 
 namespace embedstream::server::internal {
 
@@ -19,7 +19,6 @@ using tcp = boost::asio::ip::tcp;
 
 namespace {
 
-constexpr uint32_t kHeaderLimitBytes = 16 * 1024;
 // After an error response that closes the connection, unread request bytes
 // are drained (up to this much, for this long) so the client reads our
 // response instead of a reset.
@@ -40,16 +39,6 @@ bool PostToSession(ServerState& state, const std::weak_ptr<Session>& weak, Fn fn
   net::post(executor,
             [session = std::move(session), fn = std::move(fn)]() mutable { fn(*session); });
   return true;
-}
-
-std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string LowerCase(beast::string_view s) {
-  std::string out(s.data(), s.size());
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 }  // namespace
@@ -99,10 +88,21 @@ class StreamSinkImpl final : public StreamSink,
     if (chunk.empty()) return true;
     const size_t n = chunk.size();
     const size_t limit = state_->options.stream_queue_max_bytes;
-    if (queued_bytes_.fetch_add(n) + n > limit) {
+    const size_t total_limit = state_->options.streams_max_total_bytes;
+    const bool over = queued_bytes_.fetch_add(n) + n > limit;
+    const bool over_total = state_->stream_bytes_queued.fetch_add(n) + n > total_limit;
+    if (over || over_total) {
       queued_bytes_.fetch_sub(n);
+      state_->stream_bytes_queued.fetch_sub(n);
       if (open_.exchange(false)) {
-        state_->log->warn("stream client too slow: over {} bytes queued; closing it", limit);
+        if (over) {
+          state_->log->warn("stream client too slow: over {} bytes queued; closing it", limit);
+        } else {
+          state_->log->warn(
+              "streams hold over {} bytes queued in all; closing the one that "
+              "would add more",
+              total_limit);
+        }
         PostToSession(*state_, session_,
                       [self = shared_from_this()](Session& s) { s.AbortStream(self.get()); });
       }
@@ -113,6 +113,7 @@ class StreamSinkImpl final : public StreamSink,
                          s.QueueStreamChunk(self.get(), std::move(c));
                        })) {
       queued_bytes_.fetch_sub(n);
+      state_->stream_bytes_queued.fetch_sub(n);
       return false;
     }
     return true;
@@ -137,8 +138,14 @@ class StreamSinkImpl final : public StreamSink,
   }
 
   // Session side, on its strand.
-  void Added(size_t n) { queued_bytes_.fetch_add(n); }
-  void Drained(size_t n) { queued_bytes_.fetch_sub(n); }
+  void Added(size_t n) {
+    queued_bytes_.fetch_add(n);
+    state_->stream_bytes_queued.fetch_add(n);
+  }
+  void Drained(size_t n) {
+    queued_bytes_.fetch_sub(n);
+    state_->stream_bytes_queued.fetch_sub(n);
+  }
   void MarkEnded() {
     open_.store(false);
     std::function<void()> on_close;
@@ -175,7 +182,10 @@ ServerState::ServerState(ServerOptions opts, MetricsRegistry& registry)
       connections_open(registry.GetGauge("embedstream_http_connections_open",
                                          "Open HTTP connections (streams included).")),
       streams_open(
-          registry.GetGauge("embedstream_http_streams_open", "Open streaming (SSE) responses.")) {}
+          registry.GetGauge("embedstream_http_streams_open", "Open streaming (SSE) responses.")),
+      connections_refused(registry.GetCounter(
+          "embedstream_http_connections_refused_total",
+          "Connections answered 503 at accept because http.max_connections were open.")) {}
 
 // ---- Session: reading ----
 
@@ -183,7 +193,8 @@ Session::Session(tcp::socket socket, std::shared_ptr<ServerState> state, uint64_
     : state_(std::move(state)),
       id_(id),
       executor_(socket.get_executor()),
-      stream_(std::move(socket)) {
+      stream_(std::move(socket)),
+      buffer_(kReadBufferMaxBytes) {
   state_->connections_open.Add(1);
 }
 
@@ -199,8 +210,7 @@ void Session::ReadHeader() {
   if (state_->stopping.load()) return CloseSocket();
   phase_ = Phase::kReading;
   parser_.emplace();
-  parser_->body_limit(state_->options.max_body_bytes);
-  parser_->header_limit(kHeaderLimitBytes);
+  ConfigureRequestParser(*parser_, state_->options.max_body_bytes);
   stream_.expires_after(state_->options.idle_timeout);
   http::async_read_header(
       stream_, buffer_, *parser_,
@@ -210,6 +220,7 @@ void Session::ReadHeader() {
 void Session::OnReadHeader(beast::error_code ec) {
   if (ec) return OnReadError(ec);
   const auto& message = parser_->get();
+  if (auto refused = CheckFieldCount(message)) return RefuseRequest(std::move(*refused));
   if (!parser_->is_done() && message.version() >= 11 &&
       beast::iequals(message[http::field::expect], "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -247,52 +258,47 @@ void Session::OnReadError(beast::error_code ec) {
   if (ec == beast::error::timeout || ec == http::error::partial_message) return CloseSocket();
 
   // Answer what we can, then close: the rest of the stream cannot be trusted.
+  if (auto answer = ReadErrorResponse(ec, state_->options.max_body_bytes)) {
+    return RefuseRequest(std::move(*answer));
+  }
+  CloseSocket();  // connection reset and the like: nobody to answer
+}
+
+void Session::RefuseRequest(HttpResponse response) {
   request_start_ = std::chrono::steady_clock::now();
   probe_ = &state_->router.unmatched_probe();
   version_ = parser_->is_header_done() ? parser_->get().version() : 11;
   keep_alive_ = false;
-  if (ec == http::error::body_limit) {
-    return WriteResponse(
-        JsonError(413, "payload_too_large",
-                  fmt::format("the request body is over {} bytes", state_->options.max_body_bytes)),
-        CloseMode::kLinger);
-  }
-  if (ec == http::error::header_limit) {
-    return WriteResponse(
-        JsonError(431, "request_header_fields_too_large",
-                  fmt::format("request headers are over {} bytes", kHeaderLimitBytes)),
-        CloseMode::kLinger);
-  }
-  if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
-    return WriteResponse(JsonError(400, "bad_request", "malformed HTTP request: " + ec.message()),
-                         CloseMode::kLinger);
-  }
-  CloseSocket();  // connection reset and the like: nobody to answer
+  extra_headers_.clear();
+  WriteResponse(std::move(response), CloseMode::kLinger);
 }
 
 // ---- Session: dispatch ----
 
 void Session::Dispatch(http::request<http::string_body> message) {
+  if (auto refused = CheckFieldCount(message))
+    return RefuseRequest(std::move(*refused));  // trailers
   request_start_ = std::chrono::steady_clock::now();
   ++request_seq_;
   version_ = message.version();
   keep_alive_ = message.keep_alive();
+  const HttpRequest request = ToHttpRequest(std::move(message));
 
-  HttpRequest request;
-  request.method = std::string(View(message.method_string()));
-  request.target = std::string(View(message.target()));
-  auto [path, raw_query] = SplitTarget(request.target);
-  request.path = std::move(path);
-  request.query = ParseQuery(raw_query);
-  for (const auto& field : message) {
-    auto [it, inserted] = request.headers.try_emplace(LowerCase(field.name_string()),
-                                                      std::string(View(field.value())));
-    if (!inserted) {
-      it->second += ", ";
-      it->second.append(field.value().data(), field.value().size());
+  extra_headers_.clear();
+  if (state_->options.filter) {
+    std::optional<HttpResponse> answer;
+    try {
+      answer = state_->options.filter(request, extra_headers_);
+    } catch (const std::exception& e) {
+      state_->log->error("{} {}: request filter threw: {}", request.method, request.target,
+                         e.what());
+      answer = JsonError(500, "internal", "the request filter failed; see the server log");
+    }
+    if (answer) {
+      probe_ = &state_->router.unmatched_probe();
+      return WriteResponse(std::move(*answer), CloseMode::kKeepAlive);
     }
   }
-  request.body = std::move(message.body());
 
   const Router::Match match = state_->router.Find(request.method, request.path);
   if (match.route == nullptr) {
@@ -373,6 +379,7 @@ void Session::WriteResponse(HttpResponse response, CloseMode close) {
   if (!response.content_type.empty())
     message->set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) message->insert(name, value);
+  for (const auto& [name, value] : extra_headers_) message->insert(name, value);
   message->body() = std::move(response.body);
   if (close == CloseMode::kKeepAlive && (!keep_alive_ || state_->stopping.load())) {
     close = CloseMode::kGraceful;
@@ -381,7 +388,9 @@ void Session::WriteResponse(HttpResponse response, CloseMode close) {
   message->prepare_payload();
 
   phase_ = Phase::kWriting;
-  stream_.expires_after(state_->options.idle_timeout);
+  // The whole response must be written by then: a client that reads slowly
+  // (or not at all) does not hold the connection and the body longer.
+  stream_.expires_after(state_->options.write_timeout);
   http::async_write(stream_, *message,
                     [self = shared_from_this(), message, close](beast::error_code ec, size_t) {
                       self->OnWrite(close, ec);
@@ -472,6 +481,7 @@ void Session::StartStream(HttpResponse head) {
   message.set(http::field::server, "embedstream");
   if (!head.content_type.empty()) message.set(http::field::content_type, head.content_type);
   for (const auto& [name, value] : head.headers) message.insert(name, value);
+  for (const auto& [name, value] : extra_headers_) message.insert(name, value);
   message.keep_alive(false);  // the stream ends with the connection
   stream_chunked_ = version_ >= 11;
   if (stream_chunked_) message.chunked(true);

@@ -17,6 +17,8 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <spdlog/logger.h>
 #include <boost/asio/any_io_executor.hpp>
@@ -45,8 +47,11 @@ struct ServerState {
   std::shared_ptr<spdlog::logger> log;
   Gauge& connections_open;
   Gauge& streams_open;
+  Counter& connections_refused;
 
   std::atomic<bool> stopping{false};
+  // Bytes queued for every stream together (ServerOptions::streams_max_total_bytes).
+  std::atomic<size_t> stream_bytes_queued{0};
 
   // Held shared while a thread outside the server posts to a session (see
   // PostToSession in session.cc); Stop() takes it exclusively to set
@@ -86,6 +91,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody();
   void OnReadBody(boost::beast::error_code ec);
   void OnReadError(boost::beast::error_code ec);
+  // Answers a request that broke a limit, then closes (after draining).
+  void RefuseRequest(HttpResponse response);
   void Dispatch(boost::beast::http::request<boost::beast::http::string_body> message);
   void RunAsync(const Route& route, const HttpRequest& request);
   void RunStream(const Route& route, const HttpRequest& request);
@@ -120,6 +127,8 @@ class Session : public std::enable_shared_from_this<Session> {
   RouteProbe* probe_ = nullptr;
   std::chrono::steady_clock::time_point request_start_;
   std::shared_ptr<Session> self_while_awaiting_;  // an AsyncHandler owes a response
+  // From ServerOptions::filter, added to whatever answers the request.
+  HeaderList extra_headers_;
 
   // Streaming.
   std::shared_ptr<StreamSinkImpl> sink_;

@@ -14,11 +14,12 @@ namespace {
 class ServeConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS",
-                          "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT",
-                          "EMBEDSTREAM_HTTP_PORT", "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST",
-                          "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD",
-                          "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION"}) {
+    for (const char* k :
+         {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS", "KAFKA_INPUT_TOPIC",
+          "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT", "EMBEDSTREAM_HTTP_PORT",
+          "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME",
+          "DATABASE_USER", "DATABASE_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION",
+          "EMBEDSTREAM_AUTH_TOKEN", "EMBEDSTREAM_AUTH_READ_TOKEN"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -105,8 +106,87 @@ TEST_F(ServeConfigTest, SecretsAreMaskedInTheEffectiveConfig) {
   EXPECT_EQ(json.find("s3cret"), std::string::npos);
   auto j = nlohmann::json::parse(json);
   EXPECT_EQ(j["kafka"]["properties"]["sasl.password"], "***");
-  EXPECT_EQ(j["kafka"]["properties"]["sasl.username"], "alice");
+  EXPECT_EQ(j["kafka"]["properties"]["sasl.username"], "***");  // every sasl.* setting
   EXPECT_EQ(j["kafka"]["dlq_topic"], "text-messages-dlq");
+}
+
+// Keys librdkafka marks sensitive without a secret-looking word in them, and
+// credentials inside URLs.
+TEST_F(ServeConfigTest, LibrdkafkaSensitiveKeysAndUrlUserinfoAreMasked) {
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka:\n  bootstrap_servers: 'SASL_SSL://bob:brokerpw@b1:9092,b2:9092'\n"
+      "  properties:\n"
+      "    sasl.oauthbearer.config: 'principal=admin extension_x=oauthsecret'\n"
+      "    sasl.kerberos.keytab: /etc/keytab-location\n"
+      "    ssl.keystore.location: /etc/ks-location\n"
+      "    ssl.key.pem: PEMDATA\n"
+      "    client.id: 'http://u:clientpw@x'\n"
+      "    socket.timeout.ms: '5000'\n"
+      "sinks:\n  qdrant:\n    url: 'https://admin:qdrantpw@qdrant.example:6333/'\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  const std::string json = ServeConfigJson(*c);
+  for (const char* secret : {"brokerpw", "oauthsecret", "keytab-location", "ks-location", "PEMDATA",
+                             "clientpw", "qdrantpw"}) {
+    EXPECT_EQ(json.find(secret), std::string::npos) << secret << " shown in " << json;
+  }
+  auto j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["kafka"]["bootstrap_servers"], "SASL_SSL://***@b1:9092,b2:9092");
+  EXPECT_EQ(j["kafka"]["properties"]["socket.timeout.ms"], "5000");
+  EXPECT_EQ(j["kafka"]["properties"]["client.id"], "http://***@x");
+  EXPECT_EQ(j["sinks"]["qdrant"]["url"], "https://***@qdrant.example:6333/");
+}
+
+TEST(MaskUrlUserinfo, OnlyTheUserinfoOfEachUrl) {
+  EXPECT_EQ(MaskUrlUserinfo("http://h:1/p?q=a@b"), "http://h:1/p?q=a@b");
+  EXPECT_EQ(MaskUrlUserinfo("http://u:p@h/x@y"), "http://***@h/x@y");
+  EXPECT_EQ(MaskUrlUserinfo("a://u@h,b://v:w@k"), "a://***@h,b://***@k");
+  EXPECT_EQ(MaskUrlUserinfo("no url here @ all"), "no url here @ all");
+  EXPECT_EQ(MaskUrlUserinfo(""), "");
+  EXPECT_EQ(MaskUrlUserinfo("x://"), "x://");
+  EXPECT_TRUE(IsSensitiveKafkaProperty("SASL.PASSWORD"));
+  EXPECT_TRUE(IsSensitiveKafkaProperty("ssl.keystore.password"));
+  EXPECT_FALSE(IsSensitiveKafkaProperty("ssl.endpoint.identification.algorithm"));
+  EXPECT_FALSE(IsSensitiveKafkaProperty("security.protocol"));
+}
+
+TEST_F(ServeConfigTest, HttpAuthSseAndStoreLimits) {
+  ServeFlags f;
+  f.config_file = Yaml(
+      "http:\n  max_connections: 10\n  write_timeout_ms: 5000\n  max_response_bytes: 100000\n"
+      "  cors_origins: ['https://app.example.com']\n"
+      "auth:\n  token: t1\n  read_token: r1\n  public_metrics: true\n"
+      "store:\n  max_queue_bytes: 2000000\n"
+      "sse:\n  max_client_bytes: 100000\n  max_total_bytes: 1000000\n");
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->http_max_connections, 10u);
+  EXPECT_EQ(c->http_write_timeout_ms, 5000);
+  EXPECT_EQ(c->http_max_response_bytes, 100000u);
+  EXPECT_EQ(c->http_cors_origins, std::vector<std::string>{"https://app.example.com"});
+  EXPECT_EQ(c->auth_read_token, "r1");
+  EXPECT_TRUE(c->auth_public_metrics);
+  EXPECT_EQ(c->store_max_queue_bytes, 2000000u);
+  EXPECT_EQ(c->sse_max_client_bytes, 100000u);
+  EXPECT_EQ(c->sse_max_total_bytes, 1000000u);
+  const auto j = nlohmann::json::parse(ServeConfigJson(*c));
+  EXPECT_EQ(j["auth"]["read_token"], "***");
+  EXPECT_EQ(j["http"]["max_connections"], 10);
+
+  const auto bad = [&](const std::string& yaml, const std::string& says) {
+    ServeFlags g;
+    g.config_file = Yaml(yaml);
+    auto r = LoadServeConfig(g);
+    ASSERT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+  };
+  bad("auth:\n  read_token: r\n", "auth.read_token needs auth.token");
+  bad("auth:\n  token: same\n  read_token: same\n", "must differ");
+  bad("http:\n  cors_origins: [example.com]\n", "http.cors_origins");
+  bad("http:\n  max_connections: 0\n", "http.max_connections");
+  bad("store:\n  max_queue_bytes: 10\n", "store.max_queue_bytes");
+  bad("sse:\n  max_client_bytes: 100000\n  max_total_bytes: 1000\n", "sse.max_");
 }
 
 TEST_F(ServeConfigTest, PostgresSectionsFileEnvFlagsAndChecks) {
@@ -240,6 +320,50 @@ TEST_F(ServeConfigTest, MappingQdrantAndBreakerErrorsNameTheSetting) {
                              "    mode: text\n")
                 .find("sinks.qdrant"),
             std::string::npos);
+}
+
+TEST_F(ServeConfigTest, YamlTextAndValidationOnTheirOwn) {
+  ServeConfig c;
+  Status st = ApplyServeConfigYaml("http:\n  port: 6001\nstore:\n  sync: normal\n", "inline", c);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(c.http_port, 6001);
+  EXPECT_FALSE(c.store_sync_full);
+  EXPECT_TRUE(ValidateServeConfig(c).ok());
+
+  st = ApplyServeConfigYaml("store:\n  sync: sometimes\n", "inline", c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, errc::invalid_argument);
+  EXPECT_EQ(st.error().message.rfind("inline: ", 0), 0u) << st.error().message;
+
+  c.http_port = 70000;
+  ASSERT_FALSE(ValidateServeConfig(c).ok());
+  EXPECT_NE(ValidateServeConfig(c).error().message.find("http.port"), std::string::npos);
+}
+
+// Hostile nesting (tests/fuzz/fuzz_serve_config): yaml-cpp 0.7 refuses
+// documents nested 2000 deep while parsing; an error, never a stack overflow.
+TEST_F(ServeConfigTest, DeeplyNestedYamlIsAnError) {
+  const std::string flow = std::string(100000, '[');
+  const std::string closed = std::string(5000, '[') + std::string(5000, ']');
+  const std::string maps = [] {
+    std::string s;
+    for (int i = 0; i < 5000; ++i) s += "{a: ";
+    return s;
+  }();
+  const std::string block = [] {
+    std::string s;
+    for (int i = 0; i < 3000; ++i) s += std::string(static_cast<size_t>(i), ' ') + "k:\n";
+    return s;
+  }();
+  for (const std::string* doc : {&flow, &closed, &maps, &block}) {
+    ServeConfig c;
+    const Status st = ApplyServeConfigYaml(*doc, "deep.yaml", c);
+    ASSERT_FALSE(st.ok()) << doc->substr(0, 20);
+    EXPECT_EQ(st.error().code, errc::invalid_argument);
+  }
+  ServeFlags f;
+  f.config_file = Yaml(closed);
+  EXPECT_FALSE(LoadServeConfig(f).ok());
 }
 
 }  // namespace

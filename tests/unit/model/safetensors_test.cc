@@ -93,6 +93,16 @@ TEST_F(SafeTensorsTest, CorruptFilesAreRejected) {
       {"negative dim", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", Floats({1}),
        -1},
       {"missing offsets", R"({"a":{"dtype":"F32","shape":[1]}})", Floats({1}), -1},
+      // Found with tests/fuzz/fuzz_safetensors' invariants: dimensions over
+      // INT64_MAX wrapped to -1 (two multiply to 1, so [-1, -1] passed as 4
+      // bytes of F32), and [2^40, 2^40] overflowed int64 before the check.
+      {"dims over INT64_MAX",
+       R"({"a":{"dtype":"F32","shape":[18446744073709551615,18446744073709551615],"data_offsets":[0,4]}})",
+       Floats({1}), -1},
+      {"dims overflow int64",
+       R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,4]}})",
+       Floats({1}), -1},
+      {"float dim", R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", Floats({1}), -1},
   };
   for (const auto& c : cases) {
     auto path = Write(c.header, c.data, c.len_override);
@@ -106,6 +116,40 @@ TEST_F(SafeTensorsTest, CorruptFilesAreRejected) {
   auto tiny = SafeTensorsFile::Open(dir_ / "tiny.safetensors");
   ASSERT_FALSE(tiny.ok());
   EXPECT_EQ(tiny.error().code, errc::corrupt);
+}
+
+TEST_F(SafeTensorsTest, FromBytesParsesMemoryAndPointsIntoIt) {
+  const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const uint64_t n = header.size();
+  std::string image(reinterpret_cast<const char*>(&n), 8);
+  image += header + Floats({1.5f, -2});
+  const auto* bytes = reinterpret_cast<const unsigned char*>(image.data());
+  auto st = SafeTensorsFile::FromBytes({bytes, image.size()}, "mem");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->path(), "mem");
+  auto view = st->Get("a");
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->data, bytes + 8 + header.size());
+  auto a = st->ReadF32("a", {2});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)[1], -2.0f);
+  auto missing = st->Get("b");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("mem: "), std::string::npos);
+  auto short_image = SafeTensorsFile::FromBytes({bytes, 7}, "mem");
+  ASSERT_FALSE(short_image.ok());
+  EXPECT_EQ(short_image.error().message.rfind("mem: ", 0), 0u);
+}
+
+// Found by tests/fuzz/fuzz_safetensors (UBSan, on its seeds): reading an
+// empty F32 tensor passed a null pointer to memcpy.
+TEST_F(SafeTensorsTest, EmptyTensorsRead) {
+  auto path = Write(R"({"e":{"dtype":"F32","shape":[0,5],"data_offsets":[0,0]}})", "");
+  auto st = SafeTensorsFile::Open(path);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  auto e = st->ReadF32("e", {0, 5});
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->empty());
 }
 
 }  // namespace

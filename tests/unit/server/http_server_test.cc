@@ -53,6 +53,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
   void Close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -258,6 +259,152 @@ TEST_F(HttpServerTest, ChunkedBodyOverLimitIs413) {
   const auto r = c.ReadResponse();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->result_int(), 413u);
+}
+
+// Beast buffers a chunk-size line whole and has no limit of its own for it:
+// without the read buffer's bound one connection could grow it without end.
+TEST_F(HttpServerTest, EndlessChunkExtensionIs431WithinTheReadBuffer) {
+  StartServer();
+  Connection c(port());
+  ASSERT_TRUE(
+      c.Send("POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a="));
+  const std::string more(64 * 1024, 'b');
+  bool answered = false;
+  std::optional<Response> r;
+  // The server answers once 32 KiB are buffered; later sends may fail (closed).
+  for (int i = 0; i < 8 && c.Send(more); ++i) {
+  }
+  r = c.ReadResponse();
+  answered = r.has_value();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(r->result_int(), 431u);
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+TEST_F(HttpServerTest, LongChunkExtensionIs400) {
+  StartServer();
+  Connection c(port());
+  ASSERT_TRUE(
+      c.Send("POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "1;a=" +
+             std::string(2000, 'b') + "\r\nx\r\n0\r\n\r\n"));
+  const auto r = c.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 400u);
+  EXPECT_NE(r->body().find("chunk extension"), std::string::npos) << r->body();
+  // A short extension is fine.
+  Connection ok(port());
+  ASSERT_TRUE(
+      ok.Send("POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3;name=value\r\nabc\r\n0\r\n\r\n"));
+  const auto r2 = ok.ReadResponse();
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->result_int(), 202u);
+}
+
+TEST_F(HttpServerTest, TrailersAreBoundedInBytesAndFields) {
+  StartServer();
+  {
+    Connection c(port());
+    std::string trailers;
+    while (trailers.size() < 40 * 1024) trailers += "X-T: " + std::string(100, 'v') + "\r\n";
+    c.Send(
+        "POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\n" +
+        trailers + "\r\n");
+    const auto r = c.ReadResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), 431u);
+  }
+  {
+    Connection c(port());
+    std::string trailers;
+    for (int i = 0; i < 150; ++i) trailers += "X-" + std::to_string(i) + ": v\r\n";
+    ASSERT_TRUE(
+        c.Send("POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "3\r\nabc\r\n0\r\n" +
+               trailers + "\r\n"));
+    const auto r = c.ReadResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), 431u);
+    EXPECT_NE(r->body().find("fields"), std::string::npos) << r->body();
+  }
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+TEST_F(HttpServerTest, MoreThanAHundredHeaderFieldsAre431) {
+  StartServer();
+  std::string headers;
+  for (int i = 0; i < 101; ++i) headers += "X-" + std::to_string(i) + ": v\r\n";
+  Connection c(port());
+  ASSERT_TRUE(c.Send(MakeRequest("GET", "/health", "", headers)));
+  const auto r = c.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 431u);
+  headers.clear();
+  for (int i = 0; i < 90; ++i) headers += "X-" + std::to_string(i) + ": v\r\n";
+  Connection ok(port());
+  ASSERT_TRUE(ok.Send(MakeRequest("GET", "/health", "", headers)));
+  const auto r2 = ok.ReadResponse();
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, ConnectionsOverTheCapGet503AtAccept) {
+  ServerOptions options;
+  options.max_connections = 3;
+  StartServer(options);
+  std::vector<std::unique_ptr<Connection>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<Connection>(port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  // Accepts run in order: make sure the three are sessions before the fourth.
+  for (auto& c : idle) {
+    ASSERT_TRUE(c->Send(MakeRequest("GET", "/health")));
+    ASSERT_TRUE(c->ReadResponse());
+  }
+  Connection over(port());
+  ASSERT_TRUE(over.connected());
+  const auto r = over.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 503u);
+  EXPECT_EQ(Header(*r, http::field::retry_after), "1");
+  EXPECT_EQ(nlohmann::json::parse(r->body())["error"], "too_many_connections");
+  EXPECT_EQ(registry_.GetCounter("embedstream_http_connections_refused_total", "").Value(), 1u);
+  idle.pop_back();  // one slot frees up
+  std::optional<Response> after;
+  for (int i = 0; i < 100 && !(after && after->result_int() == 200u); ++i) {
+    std::this_thread::sleep_for(10ms);
+    after = Fetch(port(), "GET", "/health");
+  }
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, AResponseTheClientDoesNotReadIsAbandonedAfterWriteTimeout) {
+  ServerOptions options;
+  options.write_timeout = 1s;
+  StartServer(options, [](HttpServer& s) {
+    s.Route("GET", "/big", [](const HttpRequest&) {
+      HttpResponse r;
+      r.content_type = "text/plain";
+      r.body.assign(64 << 20, 'x');
+      return r;
+    });
+  });
+  Connection c(port());
+  ASSERT_TRUE(c.Send(MakeRequest("GET", "/big")));
+  std::this_thread::sleep_for(2500ms);  // reads nothing meanwhile
+  // Drain what the socket buffers hold: the connection must end well short of 64 MiB.
+  size_t got = 0;
+  for (;;) {
+    char chunk[65536];
+    const ssize_t n = ::recv(c.fd(), chunk, sizeof(chunk), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_LT(got, size_t{32} << 20);
 }
 
 TEST_F(HttpServerTest, GarbageIs400AndCloses) {
@@ -611,6 +758,28 @@ TEST_F(StreamTest, SlowClientIsCutOff) {
   bool refused = false;
   for (int i = 0; i < 100000 && !refused; ++i) refused = !sink->Send(event);
   EXPECT_TRUE(refused);
+  EXPECT_EQ(closed_.get_future().wait_for(5s), std::future_status::ready);
+}
+
+TEST_F(StreamTest, StreamsTogetherAreBoundedByTheTotalBudget) {
+  ServerOptions options;
+  options.stream_queue_max_bytes = 64 << 20;
+  options.streams_max_total_bytes = 256 * 1024;
+  StartStreaming(options);
+  Connection c(port());
+  ASSERT_TRUE(c.Send(MakeRequest("GET", "/events")));
+  auto sink = WaitForSink();
+  ASSERT_TRUE(sink);
+  // Under the per-client limit, over the total: this stream is cut.
+  const std::string event = "data: " + std::string(8192, 'x') + "\n\n";
+  bool refused = false;
+  size_t sent = 0;
+  for (int i = 0; i < 100000 && !refused; ++i) {
+    refused = !sink->Send(event);
+    if (!refused) sent += event.size();
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_LT(sent, size_t{32} << 20);  // socket buffers + 256 KiB, far below the client limit
   EXPECT_EQ(closed_.get_future().wait_for(5s), std::future_status::ready);
 }
 

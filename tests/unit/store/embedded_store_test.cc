@@ -277,6 +277,63 @@ TEST(EmbeddedStore, ExactSearchFindsPlantedVector) {
   EXPECT_EQ((*store->Search(scaled, 1, {}))[0].id, "m17");
 }
 
+// Lists and searches are bounded in bytes as well as rows: 1,000 big texts
+// must not all be read for one page.
+TEST(EmbeddedStore, ListAndSearchPagesStopAtTheirByteBudget) {
+  TempDir dir("store");
+  auto store = MustOpen(SmallOptions(dir.path(), 16));
+  ASSERT_TRUE(store);
+  std::mt19937 rng(5);
+  std::vector<Embedding> vecs;
+  const std::string big(10000, 'x');
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = Name("m", i);
+    ASSERT_TRUE(*store->PutMessage(id, big + id, ""));
+    vecs.push_back({id, RandomUnit(16, rng)});
+  }
+  ASSERT_EQ(*store->StoreEmbeddings(vecs, "m"), 30u);
+
+  auto all = store->List(30, 0);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 30u);
+  auto page = store->List(30, 0, 25000);  // crosses the budget on the third row
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 3u);
+  EXPECT_EQ((*page)[0].id, (*all)[0].id);
+  auto one = store->List(30, 5, 1);  // a page is never empty while rows remain
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].id, (*all)[5].id);
+
+  auto ranked = store->Search(vecs[3].vector, 30, {});
+  ASSERT_TRUE(ranked.ok());
+  ASSERT_EQ(ranked->size(), 30u);
+  auto first = store->SearchPaged(vecs[3].vector, 30, {}, 0, 25000);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->cut);
+  ASSERT_EQ(first->hits.size(), 3u);
+  EXPECT_EQ(first->hits[0].id, "m3");
+  auto second = store->SearchPaged(vecs[3].vector, 30, {}, 3, 25000);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->hits.size(), 3u);
+  EXPECT_EQ(second->hits[0].id, (*ranked)[3].id);
+  EXPECT_EQ(second->hits[2].id, (*ranked)[5].id);
+  auto last = store->SearchPaged(vecs[3].vector, 30, {}, 28, 25000);
+  ASSERT_TRUE(last.ok());
+  EXPECT_FALSE(last->cut);
+  ASSERT_EQ(last->hits.size(), 2u);
+  EXPECT_EQ(last->hits[1].id, (*ranked)[29].id);
+  auto past = store->SearchPaged(vecs[3].vector, 30, {}, 30, 25000);
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->hits.empty());
+  // With a filter, the skip counts only hits that pass it.
+  Filter none;
+  none.equals.push_back({"metadata.nope", "1"});
+  auto filtered = store->SearchPaged(vecs[3].vector, 30, none, 0, 25000);
+  ASSERT_TRUE(filtered.ok());
+  EXPECT_TRUE(filtered->hits.empty());
+}
+
 TEST(EmbeddedStore, FilterNarrowsResults) {
   TempDir dir("store");
   auto store = MustOpen(SmallOptions(dir.path(), 16));
