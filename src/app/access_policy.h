@@ -33,10 +33,10 @@
 namespace embedstream::app {
 
 struct AccessOptions {
-  std::string token;       // auth.token; empty: no credential needed anywhere
-  std::string read_token;  // auth.read_token; needs token
+  std::string token = {};       // auth.token; empty: no credential needed anywhere
+  std::string read_token = {};  // auth.read_token; needs token
   bool public_metrics = false;
-  std::vector<std::string> cors_origins;
+  std::vector<std::string> cors_origins = {};
 };
 
 class AccessPolicy {

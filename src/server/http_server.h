@@ -69,7 +69,7 @@ struct ServerOptions {
   size_t streams_max_total_bytes = 64 << 20;
   // Runs before routing on every request (see RequestFilter): auth, CORS,
   // content types. Empty: every request is routed.
-  RequestFilter filter;
+  RequestFilter filter = {};
   MetricsRegistry* metrics = nullptr;  // null: MetricsRegistry::Global(); must outlive the server
 };
 
