@@ -10,31 +10,108 @@
 #include <vector>
 
 #include "app/line_reader.h"
+#include "app/runtime_adapters.h"
 #include "core/clock.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/uuid.h"
 #include "pipeline/record.h"
+#include "pipeline/runtime.h"
+#include "sinks/pipeline_sinks.h"
 
 namespace embedstream::app {
 namespace {
 
-struct Pending {
-  pipeline::InputRecord record;
-  double read_time = 0;
+// Lines of a file descriptor as a pipeline source; ends at end of input.
+// Dead letters are error records on stderr with their line number.
+class LinesSource : public pipeline::Source {
+ public:
+  LinesSource(int fd, pipeline::DecodeOptions decode) : reader_(fd), decode_(decode) {}
+  const std::string& name() const override { return name_; }
+
+  pipeline::ReadBatch Read(size_t max_records, std::chrono::milliseconds wait) override {
+    pipeline::ReadBatch out;
+    std::string line;
+    int timeout = static_cast<int>(wait.count());
+    while (out.records.size() + out.rejected.size() < max_records) {
+      const auto st = reader_.Next(line, timeout);
+      timeout = 0;  // the rest of this read takes only what is there already
+      if (st == LineReader::Status::kTimeout) break;
+      if (st == LineReader::Status::kEof || st == LineReader::Status::kError) {
+        if (st == LineReader::Status::kError) error_ = reader_.error();
+        out.end = true;
+        break;
+      }
+      ++line_no_;
+      if (line.empty()) continue;
+      auto decoded = pipeline::DecodeRecord(line, decode_);
+      pipeline::Record r;
+      r.handle = line_no_;
+      if (!decoded.ok()) {
+        out.rejected.emplace_back(std::move(r), pipeline::Rejection{decoded.error.reason, "decode",
+                                                                    decoded.error.detail, 1});
+        continue;
+      }
+      pipeline::InputRecord& in = *decoded.record;
+      r.id = in.id.empty() ? FormatUuid(RandomUuidV4()) : std::move(in.id);
+      r.text = std::move(in.text);
+      r.metadata_json = std::move(in.metadata_json);
+      r.input_source = std::move(in.source);
+      r.input_timestamp = in.timestamp.value_or(UnixSeconds());
+      out.records.push_back(std::move(r));
+    }
+    return out;
+  }
+  void Ack(std::span<const pipeline::Record* const>) override {}
+  pipeline::WriteResult Reject(std::span<const pipeline::DeadLetter> letters) override {
+    std::string err;
+    for (const auto& l : letters) {
+      JsonWriter w;
+      w.BeginObject()
+          .Key("error")
+          .String(l.why.reason)
+          .Key("detail")
+          .String(l.why.detail)
+          .Key("line")
+          .Uint(l.record->handle)
+          .EndObject();
+      err += w.str() + "\n";
+    }
+    WriteAll(2, err);
+    return pipeline::WriteResult::Ok();
+  }
+
+  size_t lines() const { return line_no_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  static void WriteAll(int fd, const std::string& data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      off += static_cast<size_t>(n);
+    }
+  }
+
+  const std::string name_ = "stdin";
+  LineReader reader_;
+  const pipeline::DecodeOptions decode_;
+  size_t line_no_ = 0;
+  std::string error_;
 };
 
-void WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // stdout closed (e.g. `| head`): nothing more to do
-    }
-    off += static_cast<size_t>(n);
+// Time in the encoder, for the closing log line.
+class EncoderTime : public pipeline::Listener {
+ public:
+  void OnBatch(size_t, size_t, std::chrono::duration<double> took) override {
+    seconds += took.count();
   }
-}
+  double seconds = 0;
+};
 
 }  // namespace
 
@@ -49,7 +126,9 @@ void EmbedCommand::Register(CLI::App& parent) {
                   "auto (a line starting with '{' is JSON), json, or text [auto]")
       ->check(CLI::IsMember({"auto", "json", "text"}));
   cmd->add_option("--source", source, "input_source for records that carry none [stdin]");
-  cmd->add_option("--batch-lines", batch_lines, "Lines embedded together at most [256]")
+  cmd->add_option(
+         "--batch-lines", batch_lines,
+         "Records embedded together at most (the token budget may cut a batch sooner) [256]")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--flush-ms", flush_ms,
                   "Embed what has arrived when input is idle this long [20]")
@@ -79,7 +158,6 @@ int EmbedCommand::Run() {
     return 2;
   }
   model::SentenceEncoder& encoder_ref = **enc;
-  const size_t dim = encoder_ref.dim();
   const std::string model_name = encoder_ref.info().model_name;
 
   pipeline::DecodeOptions dopt;
@@ -87,85 +165,31 @@ int EmbedCommand::Run() {
   dopt.format = format == "json"   ? pipeline::InputFormat::kJson
                 : format == "text" ? pipeline::InputFormat::kText
                                    : pipeline::InputFormat::kAuto;
-
-  std::vector<Pending> pending;
-  std::vector<float> vectors;
-  std::string out;
-  size_t line_no = 0, embedded = 0, rejected = 0;
-  double encode_seconds = 0;
-
-  auto flush = [&] {
-    if (pending.empty()) return;
-    std::vector<std::string_view> texts;
-    texts.reserve(pending.size());
-    for (const auto& p : pending) texts.push_back(p.record.text);
-    vectors.resize(pending.size() * dim);
-    const auto t0 = std::chrono::steady_clock::now();
-    encoder_ref.Embed(texts, vectors.data());
-    encode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double now = UnixSeconds();
-    out.clear();
-    for (size_t i = 0; i < pending.size(); ++i) {
-      const auto& r = pending[i].record;
-      pipeline::OutputFields f;
-      f.id = r.id;
-      f.original_text = r.text;
-      f.model_name = model_name;
-      f.input_timestamp = r.timestamp.value_or(pending[i].read_time);
-      f.processing_timestamp = now;
-      f.input_source = r.source.empty() ? std::string_view(source) : std::string_view(r.source);
-      pipeline::AppendEmbeddingRecord(out, f, {vectors.data() + i * dim, dim});
-      out.push_back('\n');
-    }
-    WriteAll(1, out);
-    embedded += pending.size();
-    pending.clear();
-  };
-
-  LineReader reader(fd);
-  std::string line;
-  for (;;) {
-    const auto st = reader.Next(line, pending.empty() ? -1 : flush_ms);
-    if (st == LineReader::Status::kTimeout) {
-      flush();
-      continue;
-    }
-    if (st == LineReader::Status::kEof) break;
-    if (st == LineReader::Status::kError) {
-      log->error("reading {}: {}", input, reader.error());
-      flush();
-      return 2;
-    }
-    ++line_no;
-    if (line.empty()) continue;
-    auto decoded = pipeline::DecodeRecord(line, dopt);
-    if (!decoded.ok()) {
-      ++rejected;
-      JsonWriter w;
-      w.BeginObject()
-          .Key("error")
-          .String(decoded.error.reason)
-          .Key("detail")
-          .String(decoded.error.detail)
-          .Key("line")
-          .Uint(line_no)
-          .EndObject();
-      WriteAll(2, w.str() + "\n");
-      continue;
-    }
-    Pending p;
-    p.record = std::move(*decoded.record);
-    if (p.record.id.empty()) p.record.id = FormatUuid(RandomUuidV4());
-    p.read_time = UnixSeconds();
-    pending.push_back(std::move(p));
-    if (pending.size() >= batch_lines) flush();
-  }
-  flush();
+  LinesSource lines(fd, dopt);
+  EncoderEmbedder embedder(encoder_ref);
+  sinks::JsonLinesSink out(1, model_name, source);
+  pipeline::RuntimeOptions ro;
+  ro.batch_max_tokens =
+      encoder.batch_tokens_max > 0 ? static_cast<size_t>(encoder.batch_tokens_max) : 8192;
+  ro.batch_max_records = batch_lines;
+  ro.batch_max_wait = std::chrono::milliseconds(flush_ms);
+  pipeline::Runtime runtime(lines, &embedder, {&out}, ro);
+  EncoderTime timing;
+  runtime.AddListener(&timing);
+  std::atomic<bool> stop{false};
+  runtime.Run(stop);  // until end of input, then drains
   if (fd != 0) ::close(fd);
+  const auto& st = runtime.stats();
+  const uint64_t embedded = st.stored.load();
+  const uint64_t rejected = st.rejected.load();
+  if (!lines.error().empty()) {
+    log->error("reading {}: {}", input, lines.error());
+    return 2;
+  }
   log->info(
       "embedded {} records, rejected {} of {} lines; encoder time {:.3f} s ({:.1f} records/s)",
-      embedded, rejected, line_no, encode_seconds,
-      encode_seconds > 0 ? static_cast<double>(embedded) / encode_seconds : 0.0);
+      embedded, rejected, lines.lines(), timing.seconds,
+      timing.seconds > 0 ? static_cast<double>(embedded) / timing.seconds : 0.0);
   return rejected == 0 ? 0 : 1;
 }
 

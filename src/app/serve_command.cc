@@ -52,52 +52,6 @@ bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.starts_with("127.");
 }
 
-std::string StatsJson(const StreamStats& s, const std::vector<sources::PartitionLag>& lag) {
-  JsonWriter w;
-  const uint64_t batches = s.batches.load();
-  int64_t total_lag = 0;
-  for (const auto& l : lag) total_lag += std::max<int64_t>(0, l.lag);
-  w.BeginObject()
-      .Key("consumed")
-      .Uint(s.consumed.load())
-      .Key("embedded")
-      .Uint(s.embedded.load())
-      .Key("produced")
-      .Uint(s.produced.load())
-      .Key("dlq")
-      .Uint(s.dlq.load())
-      .Key("postgres_rows")
-      .Uint(s.postgres_rows.load())
-      .Key("errors")
-      .Uint(s.errors.load())
-      .Key("batches")
-      .Uint(batches)
-      .Key("average_batch_size")
-      .Double(batches == 0
-                  ? 0.0
-                  : static_cast<double>(s.batch_records.load()) / static_cast<double>(batches))
-      .Key("inflight")
-      .Int(s.inflight.load())
-      .Key("paused")
-      .Bool(s.paused.load())
-      .Key("lag")
-      .Int(total_lag)
-      .Key("partitions")
-      .BeginArray();
-  for (const auto& l : lag) {
-    w.BeginObject()
-        .Key("topic")
-        .String(l.topic)
-        .Key("partition")
-        .Int(l.partition)
-        .Key("lag")
-        .Int(l.lag)
-        .EndObject();
-  }
-  w.EndArray().EndObject();
-  return w.Take();
-}
-
 }  // namespace
 
 void ServeCommand::Register(CLI::App& parent) {
@@ -155,8 +109,9 @@ struct Service {
   std::unique_ptr<server::SseHub> hub;
   std::unique_ptr<store::EmbeddedStore> store;
   std::unique_ptr<MessageService> messages;
-  std::unique_ptr<ApiRoutes> api;
+  // Before api: its search thread uses the PostgreSQL search backend.
   std::unique_ptr<PostgresService> postgres;
+  std::unique_ptr<ApiRoutes> api;
   std::unique_ptr<sinks::PostgresSink> postgres_sink;  // the Kafka pipeline's
   std::unique_ptr<sinks::QdrantSink> qdrant_sink;      // the Kafka pipeline's
   std::unique_ptr<KafkaStream> kafka;
@@ -341,7 +296,7 @@ int ServeCommand::Run() {
   http.Route("GET", "/health",
              [](const server::HttpRequest&) { return server::JsonOk(R"({"status":"healthy"})"); });
   http.Route("GET", "/ready", [&svc, &running](const server::HttpRequest&) {
-    const bool ready = running.load() && (!svc.kafka || svc.kafka->stats().running.load());
+    const bool ready = running.load() && (!svc.kafka || svc.kafka->running());
     if (ready && svc.postgres && !svc.postgres->connected()) {
       return server::JsonError(503, "not_ready", "PostgreSQL is unreachable; reconnecting");
     }
@@ -351,9 +306,7 @@ int ServeCommand::Run() {
   http.Route("GET", "/stats", [&svc](const server::HttpRequest&) {
     std::string body;
     if (svc.kafka) {
-      body = StatsJson(svc.kafka->stats(), svc.kafka->Lag());
-      body.pop_back();  // '}': append the sinks' circuit breakers
-      body += R"(,"sinks":)" + svc.kafka->SinksJson() + "}";
+      body = svc.kafka->StatsJson();
       if (svc.api) {
         body.pop_back();  // '}' of the Kafka object: append the store's counters
         body += R"(,"store":)" + svc.api->StatusJson() + "}";

@@ -97,6 +97,7 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
     }
     if (auto p = root["pipeline"]) {
       if (p["max_inflight"]) c.max_inflight = p["max_inflight"].as<size_t>();
+      if (p["max_inflight_bytes"]) c.max_inflight_bytes = p["max_inflight_bytes"].as<size_t>();
       if (p["max_record_bytes"]) c.max_record_bytes = p["max_record_bytes"].as<size_t>();
       if (p["retry_base_ms"]) c.retry_base_ms = p["retry_base_ms"].as<int>();
       if (p["retry_max_ms"]) c.retry_max_ms = p["retry_max_ms"].as<int>();
@@ -256,6 +257,9 @@ Status ValidateServeConfig(const ServeConfig& c) {
   if (c.batch_max_wait_ms < 0) return Error(errc::invalid_argument, "batch.max_wait_ms < 0");
   if (c.batch_linger_ms < 0) return Error(errc::invalid_argument, "batch.linger_ms < 0");
   if (c.max_inflight < 1) return Error(errc::invalid_argument, "pipeline.max_inflight < 1");
+  if (c.max_inflight_bytes < (1u << 20)) {
+    return Error(errc::invalid_argument, "pipeline.max_inflight_bytes < 1 MiB");
+  }
   if (c.http_max_body_bytes < 64) return Error(errc::invalid_argument, "http.max_body_bytes < 64");
   if (c.store_enabled && c.store_dir.empty()) {
     return Error(errc::invalid_argument, "store.dir is empty");
@@ -381,6 +385,7 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.EndObject();
   w.Key("pipeline").BeginObject();
   w.Key("max_inflight").Uint(c.max_inflight);
+  w.Key("max_inflight_bytes").Uint(c.max_inflight_bytes);
   w.Key("max_record_bytes").Uint(c.max_record_bytes);
   w.Key("retry_base_ms").Int(c.retry_base_ms);
   w.Key("retry_max_ms").Int(c.retry_max_ms);

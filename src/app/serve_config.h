@@ -22,8 +22,8 @@
 //     linger_ms: 0                          # when the input is idle, wait this long for more
 //   pipeline:
 //     max_inflight: 20000                   # unacknowledged records before intake pauses
-//     max_record_bytes: 1048576             # larger records go to the DLQ
-//     retry_base_ms: 200
+//     max_inflight_bytes: 268435456         # their bytes (text, metadata, tokens, vectors): 256
+//     MiB max_record_bytes: 1048576             # larger records go to the DLQ retry_base_ms: 200
 //     retry_max_ms: 10000
 //     retry_attempts: 3                     # tries for a record a sink refuses (e.g. a
 //                                           # 400) before the DLQ; a sink that is down
@@ -150,6 +150,8 @@ struct ServeConfig {
   int batch_max_wait_ms = 50;
   int batch_linger_ms = 0;
   size_t max_inflight = 20000;
+  size_t max_inflight_bytes = 256u
+                              << 20;  // records in flight, in bytes (pipeline.max_inflight_bytes)
   size_t max_record_bytes = 1 << 20;
   int retry_base_ms = 200;
   int retry_max_ms = 10000;

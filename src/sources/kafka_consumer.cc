@@ -22,6 +22,7 @@ struct KafkaConsumer::Impl : public RdKafka::RebalanceCb, public RdKafka::EventC
   std::shared_ptr<spdlog::logger> log = GetLogger("kafka");
   std::string last_error;
   bool read_headers = false;
+  bool paused = false;  // every partition, also those assigned later
 
   void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& parts) override {
@@ -30,6 +31,8 @@ struct KafkaConsumer::Impl : public RdKafka::RebalanceCb, public RdKafka::EventC
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       log->info("assigned {} partition(s)", list.size());
       c->assign(parts);
+      // Paused for backpressure: partitions that arrive now stay paused too.
+      if (paused) c->pause(parts);
       if (listener) listener(true, list);
     } else {
       log->info("revoking {} partition(s)", list.size());
@@ -151,22 +154,24 @@ Status KafkaConsumer::Commit(const std::vector<pipeline::CommitPoint>& points, b
   return Status::Ok();
 }
 
+bool KafkaConsumer::paused() const { return impl_->paused; }
+
 void KafkaConsumer::PauseAll() {
-  if (paused_ || !impl_->consumer) return;
+  if (impl_->paused || !impl_->consumer) return;
   std::vector<RdKafka::TopicPartition*> parts;
   impl_->consumer->assignment(parts);
   impl_->consumer->pause(parts);
   FreePartitions(parts);
-  paused_ = true;
+  impl_->paused = true;
 }
 
 void KafkaConsumer::ResumeAll() {
-  if (!paused_ || !impl_->consumer) return;
+  if (!impl_->paused || !impl_->consumer) return;
   std::vector<RdKafka::TopicPartition*> parts;
   impl_->consumer->assignment(parts);
   impl_->consumer->resume(parts);
   FreePartitions(parts);
-  paused_ = false;
+  impl_->paused = false;
 }
 
 std::vector<PartitionLag> KafkaConsumer::Lag() {

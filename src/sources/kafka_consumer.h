@@ -59,7 +59,9 @@ class KafkaConsumer {
   Status Commit(const std::vector<pipeline::CommitPoint>& points, bool sync);
   void PauseAll();
   void ResumeAll();
-  bool paused() const { return paused_; }
+  // Paused partitions stay paused across rebalances (newly assigned ones
+  // are paused on assignment) until ResumeAll.
+  bool paused() const;
   std::vector<PartitionLag> Lag();
   // Leaves the group cleanly (commits nothing by itself).
   void Close();
@@ -70,7 +72,6 @@ class KafkaConsumer {
   KafkaConsumer() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  bool paused_ = false;
 };
 
 }  // namespace embedstream::sources

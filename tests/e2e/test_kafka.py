@@ -2,9 +2,11 @@
 `embedstream serve` consumes text-messages, embeds, publishes seed 000
 `embeddings` records, sends bad records to the DLQ, and loses nothing across
 kill -9, a second instance leaving the group, and a broker outage."""
+import base64
 import http.client
 import json
 import math
+import pathlib
 import random
 import subprocess
 import time
@@ -354,3 +356,50 @@ def test_kafka_to_postgres_text_writer_and_source_then_embeddings_sink(
         assert st["pending"] == 0 and st["embedded"] == 500, st
     finally:
         assert svc.stop() == 0, svc.tail()
+
+
+def test_dead_letters_too_large_for_the_dlq_topic_are_cut_and_nothing_unstored_is_committed(
+        run, binary, model_dir, kafka_broker, tmp_path):
+    """The DLQ topic takes 1 KiB; 10 invalid records of 5 KB each. They reach the
+    DLQ cut to 256 bytes with error.truncated=true (never dropped), and the
+    group's offsets move past them only then: a second instance on the group
+    consumes nothing again."""
+    t = Topics(run, kafka_broker)
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    subprocess.run(["bash", "scripts/kafka.sh", "run-class", "kafka.admin.ConfigCommand",
+                    "--bootstrap-server", kafka_broker.bootstrap, "--alter", "--entity-type",
+                    "topics", "--entity-name", t.dlq, "--add-config", "max.message.bytes=1024"],
+                   cwd=repo, check=True, capture_output=True, timeout=120)
+    lines, good, _ = make_input(30, 0, seed=5)
+    # Unterminated JSON, incompressible (the producer compresses with lz4).
+    big = [b'{"id": "big-%d", "text": "' % i + base64.b64encode(random.randbytes(4000))
+           for i in range(10)]
+    t.produce(lines[:15] + big + lines[15:], tmp_path)
+    svc = Service(binary, model_dir, serve_args(t), tmp_path / "serve1.log")
+    try:
+        svc.wait_ready()
+        deadline = time.time() + 120
+        while time.time() < deadline and (svc.stats()["dlq"] < 10 or svc.stats()["produced"] < 30):
+            time.sleep(0.2)
+        stats = svc.stats()
+        assert stats["dlq"] == 10 and stats["produced"] == 30, (stats, svc.tail())
+    finally:
+        assert svc.stop() == 0, svc.tail()
+    dlq = []
+    deadline = time.time() + 60
+    while time.time() < deadline and len(dlq) < 10:
+        dlq = t.read(t.dlq, expect=1, timeout=30)
+    assert len(dlq) == 10, dlq
+    for r in dlq:
+        h = r["headers"]
+        assert h["error.reason"] == "invalid_json" and h["error.truncated"] == "true", h
+        assert int(h["error.original_bytes"]) > 5000
+        assert len(r["value"]) <= 256 and r["value"].startswith('{"id": "big-')
+    # Everything was committed once it was in a sink or the DLQ: nothing comes again.
+    svc2 = Service(binary, model_dir, serve_args(t), tmp_path / "serve2.log")
+    try:
+        svc2.wait_ready()
+        time.sleep(8)
+        assert svc2.stats()["consumed"] == 0, svc2.stats()
+    finally:
+        assert svc2.stop() == 0, svc2.tail()

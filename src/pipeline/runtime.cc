@@ -1,0 +1,503 @@
+#include "pipeline/runtime.h"
+
+#include <algorithm>
+#include <climits>
+#include <functional>
+#include <optional>
+
+#include "core/logging.h"
+
+namespace embedstream::pipeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+size_t Record::Bytes() const {
+  return sizeof(Record) + id.size() + text.size() + metadata_json.size() + input_source.size() +
+         user_id.size() + event_key.size() + original_key.size() + original_value.size();
+}
+
+// One batch from Flush until it is acked.
+struct Runtime::Batch {
+  uint64_t seq = 0;
+  std::vector<Record> records;
+  std::vector<std::optional<Rejection>> decode_error;  // per record
+  std::vector<std::vector<int32_t>> tokens;            // per record (live ones)
+  size_t token_count = 0;
+  size_t bytes = 0;
+  std::vector<size_t> live;     // records that go to the sinks
+  std::vector<float> vectors;   // live.size() * dim
+  std::vector<SinkItem> items;  // per live record
+  // Per sink: (position in `live`, why) refused for good; each sink thread
+  // writes its own slot, the last one merges.
+  std::vector<std::vector<std::pair<size_t, Rejection>>> sink_refused;
+  std::atomic<size_t> sinks_left{0};
+  std::atomic<bool> cancelled{false};  // a sink or the dead letters gave up (stop)
+  std::vector<DeadLetter> letters;
+  bool done = false;  // guarded by Runtime::mu_
+};
+
+// A thread with a queue of batches and a guard for the writes it does.
+class Runtime::Worker {
+ public:
+  using Job = std::function<void(Worker&, const std::shared_ptr<Batch>&)>;
+
+  Worker(std::string name, SinkGuardOptions options, SinkGuard::AvailabilityFn on_availability,
+         Job job)
+      : guard(std::move(name), std::move(options), std::move(on_availability)),
+        job_(std::move(job)),
+        thread_([this] { Loop(); }) {}
+  ~Worker() { Stop(); }
+
+  void Push(std::shared_ptr<Batch> batch) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(batch));
+    }
+    cv_.notify_one();
+  }
+  // Finishes the queue (writes return at once once the guard is cancelled).
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  SinkGuard guard;
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::shared_ptr<Batch> batch;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        batch = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job_(*this, batch);
+    }
+  }
+
+  Job job_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Batch>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+Runtime::Runtime(Source& source, Embedder* embedder, std::vector<Sink*> sinks,
+                 RuntimeOptions options)
+    : source_(source), embedder_(embedder), sinks_(std::move(sinks)), options_(options) {
+  if (embedder_ == nullptr) options_.embed = false;
+  options_.batch_max_tokens = std::max<size_t>(1, options_.batch_max_tokens);
+  options_.read_max_records = std::max<size_t>(1, options_.read_max_records);
+  options_.batch_max_records = std::max<size_t>(1, options_.batch_max_records);
+  options_.max_queued_batches = std::max<size_t>(1, options_.max_queued_batches);
+  auto availability = [this](const std::string& name) {
+    return [this, name](bool available, const std::string& why) {
+      auto plog = GetLogger("pipeline");
+      if (available) {
+        plog->info("{} -> {}: sink available again", source_.name(), name);
+      } else {
+        plog->warn("{} -> {}: sink unavailable ({}); intake paused, retrying", source_.name(), name,
+                   why);
+      }
+      for (auto* l : listeners_) l->OnSinkAvailability(name, available, why);
+    };
+  };
+  for (size_t i = 0; i < sinks_.size(); ++i) {
+    Sink* sink = sinks_[i];
+    workers_.push_back(std::make_unique<Worker>(
+        sink->name(), options_.guard, availability(sink->name()),
+        [this, sink, i](Worker& w, const std::shared_ptr<Batch>& batch) {
+          std::vector<SinkItem> part;
+          auto out = w.guard.Write(batch->items.size(), [&](std::span<const size_t> idx) {
+            std::span<const SinkItem> items(batch->items);
+            if (idx.size() != batch->items.size()) {
+              part.clear();
+              for (size_t j : idx) part.push_back(batch->items[j]);
+              items = part;
+            }
+            const auto t0 = Clock::now();
+            WriteResult r = sink->Write(items);
+            for (auto* l : listeners_)
+              l->OnSinkWrite(sink->name(), items.size(), Clock::now() - t0);
+            return r;
+          });
+          if (out.cancelled) batch->cancelled = true;
+          batch->sink_refused[i] = std::move(out.refused);
+          SinkDone(batch);
+        }));
+  }
+  SinkGuardOptions dlq = options_.guard;
+  dlq.retry_attempts = INT_MAX;  // dead letters are retried until written, never dropped
+  dead_letters_ = std::make_unique<Worker>(
+      "dlq", dlq, availability("dlq"), [this](Worker& w, const std::shared_ptr<Batch>& batch) {
+        std::vector<DeadLetter> part;
+        auto out = w.guard.Write(batch->letters.size(), [&](std::span<const size_t> idx) {
+          part.clear();
+          for (size_t j : idx) part.push_back(batch->letters[j]);
+          return source_.Reject(part);
+        });
+        if (out.cancelled || !out.refused.empty()) {
+          if (!out.refused.empty()) {
+            GetLogger("pipeline")
+                ->error("{}: {} dead letters refused ({}); their records are not acked",
+                        source_.name(), out.refused.size(), out.refused.front().second.detail);
+          }
+          batch->cancelled = true;
+        } else {
+          for (const auto& letter : batch->letters) {
+            for (auto* l : listeners_) l->OnRejected(*letter.record, letter.why);
+          }
+          stats_.rejected.fetch_add(batch->letters.size(), std::memory_order_relaxed);
+        }
+        Finish(batch);
+      });
+}
+
+Runtime::~Runtime() {
+  for (auto& w : workers_) w->guard.Cancel();
+  if (dead_letters_) dead_letters_->guard.Cancel();
+  {
+    std::lock_guard lock(mu_);
+    encoder_stop_ = true;
+  }
+  cv_.notify_all();
+  if (encoder_.joinable()) encoder_.join();
+  workers_.clear();
+  dead_letters_.reset();
+}
+
+void Runtime::AddListener(Listener* listener) {
+  if (listener != nullptr) listeners_.push_back(listener);
+}
+
+const std::string& Runtime::source_name() const { return source_.name(); }
+
+std::vector<const SinkGuard*> Runtime::guards() const {
+  std::vector<const SinkGuard*> out;
+  for (const auto& w : workers_) out.push_back(&w->guard);
+  if (dead_letters_) out.push_back(&dead_letters_->guard);
+  return out;
+}
+
+size_t Runtime::TokenCount(const Record& r, std::vector<int32_t>& tokens) {
+  if (!options_.embed) return std::max<size_t>(1, r.text.size() / 4);
+  tokens = embedder_->Tokenize(r.text);
+  return tokens.size();
+}
+
+void Runtime::Run(const std::atomic<bool>& stop) {
+  auto log = GetLogger("pipeline");
+  encoder_ = std::thread([this] { EncoderLoop(); });
+  stats_.running = true;
+
+  bool ended = false;
+  while (!stop.load() && !(ended && carry_.empty())) {
+    AckDone();
+    std::string why;
+    const bool hold = Hold(why);
+    if (hold != paused_) {
+      paused_ = hold;
+      if (hold) {
+        source_.Pause();
+        log->info("{}: intake paused ({})", source_.name(), why);
+      } else {
+        source_.Resume();
+        log->info("{}: intake resumed", source_.name());
+      }
+      stats_.paused = hold;
+      for (auto* l : listeners_) l->OnPause(hold, why);
+    }
+    {
+      // The encoder has enough ahead of it: read no further for now (the
+      // source is not paused for this; it is read again within a batch's
+      // embedding time). Records wait in the source, not in memory here.
+      std::unique_lock lock(mu_);
+      if (to_encode_.size() >= options_.max_queued_batches) {
+        cv_.wait_for(lock, std::chrono::milliseconds(20),
+                     [this] { return to_encode_.size() < options_.max_queued_batches; });
+        continue;
+      }
+    }
+    auto wait = std::chrono::milliseconds(100);
+    const auto now = Clock::now();
+    if (building_) {
+      const auto until = std::min(deadline_, first_seen_ + options_.batch_linger);
+      wait = std::max(std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(until - now));
+    }
+    if (hold || stats_.inflight_records.load() > 0) {
+      wait = std::min(wait, std::chrono::milliseconds(20));  // acks wait on this loop
+    }
+    // Read only once what was read before is in batches: a read of many
+    // records is cut into batches as the encoder takes them.
+    size_t got = options_.read_max_records;
+    if (carry_.empty()) {
+      ReadBatch rb = source_.Read(options_.read_max_records, wait);
+      ended = rb.end;
+      got = rb.records.size() + rb.rejected.size();
+      const auto read_at = Clock::now();
+      for (auto& [r, error] : rb.rejected) carry_.emplace_back(std::move(r), std::move(error));
+      for (auto& r : rb.records) carry_.emplace_back(std::move(r), std::nullopt);
+      for (auto& c : carry_) {
+        if (c.first.arrival == Clock::time_point{}) c.first.arrival = read_at;
+      }
+    }
+    while (!carry_.empty()) {
+      auto [r, error] = std::move(carry_.front());
+      carry_.pop_front();
+      if (Add(std::move(r), std::move(error))) {
+        std::lock_guard lock(mu_);
+        if (to_encode_.size() >= options_.max_queued_batches) break;
+      }
+    }
+    if (building_ && carry_.empty()) {
+      const auto t = Clock::now();
+      const bool drained = got < options_.read_max_records;
+      if (drained && (t >= first_seen_ + options_.batch_linger || t >= deadline_)) Flush();
+    }
+  }
+  carry_.clear();  // read, never batched: not acked, a replay delivers them
+
+  // Drain: embed the batch in hand, wait for everything in flight.
+  Flush();
+  log->info("{}: stopping, {} records in flight", source_.name(), stats_.inflight_records.load());
+  const auto drain_until = Clock::now() + options_.drain_timeout;
+  for (;;) {
+    AckDone();
+    std::unique_lock lock(mu_);
+    if (inflight_.empty()) break;
+    if (Clock::now() >= drain_until) {
+      lock.unlock();
+      log->warn("{}: {} records not acked after {} ms; a replay delivers them again",
+                source_.name(), stats_.inflight_records.load(), options_.drain_timeout.count());
+      for (auto& w : workers_) w->guard.Cancel();
+      dead_letters_->guard.Cancel();
+      break;
+    }
+    cv_.wait_until(lock, std::min(drain_until, Clock::now() + std::chrono::milliseconds(50)));
+  }
+  {
+    std::lock_guard lock(mu_);
+    encoder_stop_ = true;
+  }
+  cv_.notify_all();
+  encoder_.join();
+  for (auto& w : workers_) w->Stop();
+  dead_letters_->Stop();
+  AckDone();
+  stats_.running = false;
+  log->info("{}: stopped: read {}, embedded {}, stored {}, rejected {}, acked {}", source_.name(),
+            stats_.read.load(), stats_.embedded.load(), stats_.stored.load(),
+            stats_.rejected.load(), stats_.acked.load());
+}
+
+bool Runtime::Add(Record&& r, std::optional<Rejection> error) {
+  std::vector<int32_t> tokens;
+  const size_t n = error ? 0 : TokenCount(r, tokens);
+  if (!building_) {
+    building_ = std::make_shared<Batch>();
+    first_seen_ = Clock::now();
+    deadline_ = r.arrival + options_.batch_max_wait;
+  }
+  deadline_ = std::min(deadline_, r.arrival + options_.batch_max_wait);
+  const size_t bytes = r.Bytes() + tokens.size() * sizeof(int32_t) +
+                       (error || embedder_ == nullptr ? 0 : embedder_->dim() * sizeof(float));
+  stats_.read.fetch_add(1, std::memory_order_relaxed);
+  stats_.inflight_records.fetch_add(1, std::memory_order_relaxed);
+  stats_.inflight_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  if (!error) {
+    for (auto* l : listeners_) l->OnRead(r);
+  }
+  Batch& b = *building_;
+  b.bytes += bytes;
+  b.token_count += n;
+  b.records.push_back(std::move(r));
+  b.decode_error.push_back(std::move(error));
+  b.tokens.push_back(std::move(tokens));
+  if (b.token_count >= options_.batch_max_tokens ||
+      b.records.size() >= options_.batch_max_records) {
+    Flush();
+    return true;
+  }
+  return false;
+}
+
+bool Runtime::Hold(std::string& why) const {
+  for (const auto& w : workers_) {
+    if (!w->guard.stats().available.load()) {
+      why = "sink " + w->guard.name() + " unavailable";
+      return true;
+    }
+  }
+  if (dead_letters_ && !dead_letters_->guard.stats().available.load()) {
+    why = "dead letters unavailable";
+    return true;
+  }
+  const int64_t records = stats_.inflight_records.load();
+  const int64_t bytes = stats_.inflight_bytes.load();
+  // Hysteresis: resume only once well below the limit, so a steady stream
+  // does not toggle the source on every batch.
+  const double level = paused_ ? 0.75 : 1.0;
+  if (records > 0 &&
+      static_cast<double>(records) >= level * static_cast<double>(options_.max_inflight_records)) {
+    why = std::to_string(records) + " records in flight";
+    return true;
+  }
+  if (records > 0 &&
+      static_cast<double>(bytes) >= level * static_cast<double>(options_.max_inflight_bytes)) {
+    why = std::to_string(bytes) + " bytes in flight";
+    return true;
+  }
+  return false;
+}
+
+void Runtime::Flush() {
+  if (!building_) return;
+  std::shared_ptr<Batch> batch = std::move(building_);
+  building_.reset();
+  batch->seq = next_seq_++;
+  batch->sink_refused.resize(sinks_.size());
+  {
+    std::lock_guard lock(mu_);
+    inflight_.push_back(batch);
+    to_encode_.push_back(std::move(batch));
+  }
+  cv_.notify_all();
+}
+
+void Runtime::EncoderLoop() {
+  for (;;) {
+    std::shared_ptr<Batch> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return encoder_stop_ || !to_encode_.empty(); });
+      if (to_encode_.empty()) return;
+      batch = std::move(to_encode_.front());
+      to_encode_.pop_front();
+    }
+    cv_.notify_all();  // the intake thread may read again
+    Batch& b = *batch;
+    for (size_t i = 0; i < b.records.size(); ++i) {
+      if (!b.decode_error[i]) b.live.push_back(i);
+    }
+    const size_t dim = options_.embed ? embedder_->dim() : 0;
+    if (options_.embed && !b.live.empty()) {
+      std::vector<std::vector<int32_t>> seqs;
+      seqs.reserve(b.live.size());
+      size_t tokens = 0;
+      for (size_t i : b.live) {
+        for (auto* l : listeners_) l->OnEmbedding(b.records[i]);
+        tokens += b.tokens[i].size();
+        seqs.push_back(std::move(b.tokens[i]));
+      }
+      b.vectors.resize(b.live.size() * dim);
+      const auto t0 = Clock::now();
+      embedder_->Embed(seqs, b.vectors.data());
+      const auto took = Clock::now() - t0;
+      for (size_t i : b.live) {
+        for (auto* l : listeners_) l->OnEmbedded(b.records[i]);
+      }
+      for (auto* l : listeners_) l->OnBatch(b.live.size(), tokens, took);
+      stats_.embedded.fetch_add(b.live.size(), std::memory_order_relaxed);
+    }
+    b.tokens.clear();
+    b.tokens.shrink_to_fit();
+    stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    stats_.batch_records.fetch_add(b.records.size(), std::memory_order_relaxed);
+    stats_.batch_tokens.fetch_add(b.token_count, std::memory_order_relaxed);
+    for (size_t j = 0; j < b.live.size(); ++j) {
+      SinkItem item{&b.records[b.live[j]], {}};
+      if (dim > 0) item.vector = std::span<const float>(b.vectors.data() + j * dim, dim);
+      b.items.push_back(item);
+    }
+    Dispatch(std::move(batch));
+  }
+}
+
+void Runtime::Dispatch(std::shared_ptr<Batch> batch) {
+  if (workers_.empty() || batch->items.empty()) {
+    batch->sinks_left = 1;
+    SinkDone(batch);
+    return;
+  }
+  batch->sinks_left = workers_.size();
+  for (auto& w : workers_) w->Push(batch);
+}
+
+void Runtime::SinkDone(const std::shared_ptr<Batch>& batch) {
+  if (batch->sinks_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  Batch& b = *batch;
+  // The first sink (in configuration order) that refused a record names why.
+  std::vector<const Rejection*> refused(b.live.size(), nullptr);
+  for (const auto& per_sink : b.sink_refused) {
+    for (const auto& [pos, why] : per_sink) {
+      if (pos < refused.size() && refused[pos] == nullptr) refused[pos] = &why;
+    }
+  }
+  size_t j = 0;  // position in live
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    if (b.decode_error[i]) {
+      b.letters.push_back({&b.records[i], *b.decode_error[i]});
+      continue;
+    }
+    const Rejection* refusal = refused[j++];
+    if (refusal != nullptr) {
+      b.letters.push_back({&b.records[i], *refusal});
+    } else if (!b.cancelled) {
+      for (auto* l : listeners_) l->OnStored(b.records[i]);
+      stats_.stored.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!b.letters.empty() && !b.cancelled) {
+    dead_letters_->Push(batch);
+    return;
+  }
+  Finish(batch);
+}
+
+void Runtime::Finish(const std::shared_ptr<Batch>& batch) {
+  {
+    std::lock_guard lock(mu_);
+    batch->done = true;
+  }
+  cv_.notify_all();
+}
+
+void Runtime::AckDone() {
+  std::vector<std::shared_ptr<Batch>> ready;
+  {
+    std::lock_guard lock(mu_);
+    while (!inflight_.empty() && inflight_.front()->done && !inflight_.front()->cancelled) {
+      ready.push_back(std::move(inflight_.front()));
+      inflight_.pop_front();
+    }
+    // A batch given up at shutdown stops the prefix: neither it nor anything
+    // after it is acked.
+  }
+  for (const auto& batch : ready) {
+    std::vector<const Record*> records;
+    records.reserve(batch->records.size());
+    for (const auto& r : batch->records) records.push_back(&r);
+    source_.Ack(records);
+    for (const auto& r : batch->records) {
+      for (auto* l : listeners_) l->OnAcked(r);
+    }
+    stats_.acked.fetch_add(records.size(), std::memory_order_relaxed);
+    stats_.inflight_records.fetch_sub(static_cast<int64_t>(records.size()),
+                                      std::memory_order_relaxed);
+    stats_.inflight_bytes.fetch_sub(static_cast<int64_t>(batch->bytes), std::memory_order_relaxed);
+  }
+}
+
+}  // namespace embedstream::pipeline
