@@ -2,7 +2,7 @@
 // In one run, on the same texts: the encoder's throughput (texts/s), then
 // PostgresSink::Upsert rows/s with those vectors — (i) the HNSW index
 // maintained, (ii) no index while loading and CREATE INDEX after, (iii) a
-// replay — and the CQRS source's catch-up rows/s (PostgresSource::Drain,
+// replay — and the CQRS source's catch-up rows/s (the postgres pipeline,
 // embedding included). Every figure is printed as a ratio to the encoder.
 // Target: the sink is never the bottleneck, i.e. sink rows/s >= 3x encoder.
 //
@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,9 @@
 #include "model/sentence_encoder.h"
 #include "pg/connection.h"
 #include "pg/schema.h"
+#include "pipeline/encoder_embedder.h"
+#include "pipeline/runtime.h"
+#include "sinks/pipeline_sinks.h"
 #include "sinks/postgres_sink.h"
 #include "sources/postgres_source.h"
 
@@ -353,7 +357,7 @@ double MeasureRecall(es::pg::Connection& admin, const std::vector<std::vector<fl
 
 struct CatchupRun {
   double insert_s = 0;  // COPY of the texts into the text table
-  double drain_s = 0;   // PostgresSource::Drain: claim + embed + write
+  double drain_s = 0;   // the postgres pipeline: claim -> embed -> pgvector sink -> mark
   size_t drained = 0;
 };
 
@@ -386,15 +390,32 @@ CatchupRun RunCatchup(const std::vector<es::sinks::PgRow>& rows, es::pg::Connect
   }
   run.insert_s = Now() - t0;
   Exec(admin, "CHECKPOINT");
-  auto source = es::sources::PostgresSource::Connect(opts, encoder);
+  // What `serve` runs for sources.postgres: {sinks: [postgres]}.
+  opts.finite = true;
+  auto source = es::sources::PostgresSource::Connect(opts);
   if (!source) Die("PostgresSource::Connect", source.error());
+  es::sinks::PostgresSinkOptions sink_opts = es::sinks::PostgresSinkOptions::FromEnv();
+  sink_opts.text_table = kTextTable;
+  sink_opts.embeddings_table = kEmbeddingsTable;
+  sink_opts.dim = encoder.dim();
+  sink_opts.model_name = encoder.info().model_name;
+  sink_opts.require_uuid_ids = false;
+  auto sink = es::sinks::PostgresSink::Connect(sink_opts);
+  if (!sink) Die("PostgresSink::Connect", sink.error());
+  es::sinks::PgvectorSink vectors(std::shared_ptr<es::sinks::PostgresSink>(std::move(*sink)),
+                                  es::sinks::PgvectorSink::Mode::kVectors);
+  es::pipeline::EncoderEmbedder embedder(encoder);
+  std::atomic<bool> stop{false};
   t0 = Now();
-  auto n = (*source)->Drain();
+  {
+    es::pipeline::Runtime runtime(**source, &embedder, {&vectors}, {});
+    runtime.Run(stop);
+  }
   run.drain_s = Now() - t0;
-  if (!n) Die("PostgresSource::Drain", n.error());
-  run.drained = *n;
+  run.drained = (*source)->stats().embedded.load();
   if (run.drained != rows.size()) {
-    std::fprintf(stderr, "warning: Drain wrote %zu rows, want %zu\n", run.drained, rows.size());
+    std::fprintf(stderr, "warning: the pipeline marked %zu rows, want %zu\n", run.drained,
+                 rows.size());
   }
   return run;
 }

@@ -5,6 +5,11 @@
 #include "app/serve_config.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
+#include "app/postgres_service.h"
+#include "app/runtime_adapters.h"
+#include "app/serve_pipelines.h"
+#include "pipeline/runtime.h"
+#include "sinks/pipeline_sinks.h"
 #include "sources/postgres_source.h"
 
 namespace embedstream::app {
@@ -55,27 +60,18 @@ int PgCommand::Run(const std::string& action) {
     log->error("{}", config.error().ToString());
     return 2;
   }
-  PostgresSettings pg = config->postgres;
-  if (!table.empty()) pg.text_table = table;
-  if (!embeddings_table.empty()) pg.embeddings_table = embeddings_table;
-  if (!id_column.empty()) pg.id_column = id_column;
-  if (!text_column.empty()) pg.text_column = text_column;
+  ServeConfig cfg = *config;
+  PostgresSettings& pgs = cfg.postgres;
+  if (!table.empty()) pgs.text_table = table;
+  if (!embeddings_table.empty()) pgs.embeddings_table = embeddings_table;
+  if (!id_column.empty()) pgs.id_column = id_column;
+  if (!text_column.empty()) pgs.text_column = text_column;
   auto enc = encoder.LoadEncoder();
   if (!enc) {
     log->error("{}", enc.error().ToString());
     return 2;
   }
-  sources::PostgresSourceOptions so;
-  so.connection = pg.connection;
-  so.schema.text_table = pg.text_table;
-  so.schema.embeddings_table = pg.embeddings_table;
-  so.schema.id_column = pg.id_column;
-  so.schema.text_column = pg.text_column;
-  so.schema.hnsw_m = pg.hnsw_m;
-  so.schema.hnsw_ef_construction = pg.hnsw_ef_construction;
-  so.batch_max_tokens = config->batch_max_tokens;
-  so.reembed_other_models = action == "reembed";
-  auto source = sources::PostgresSource::Connect(std::move(so), **enc);
+  auto source = OpenPostgresSource(cfg, **enc, /*reembed=*/action == "reembed", /*finite=*/true);
   if (!source) {
     log->error("{}", source.error().ToString());
     return ExitCodeOf(source.error());
@@ -85,7 +81,7 @@ int PgCommand::Run(const std::string& action) {
   w.BeginObject();
   if (action == "install") {
     // The connection is the source's; it is idle between rounds.
-    auto conn = pg::Connection::Open(pg.connection);
+    auto conn = pg::Connection::Open(pgs.connection);
     if (!conn) {
       log->error("{}", conn.error().ToString());
       return ExitCodeOf(conn.error());
@@ -95,9 +91,9 @@ int PgCommand::Run(const std::string& action) {
       return ExitCodeOf(st.error());
     }
     w.Key("text_table")
-        .String(pg.text_table)
+        .String(pgs.text_table)
         .Key("embeddings_table")
-        .String(pg.embeddings_table)
+        .String(pgs.embeddings_table)
         .Key("dim")
         .Uint((*enc)->dim())
         .Key("channel")
@@ -121,12 +117,35 @@ int PgCommand::Run(const std::string& action) {
         .Key("model")
         .String((*enc)->info().model_name);
   } else {
-    auto n = src.Drain();
-    if (!n) {
-      log->error("{} (rows written before: {})", n.error().ToString(), src.stats().embedded.load());
-      return ExitCodeOf(n.error());
+    // The same runtime as serve: the source's claims -> encoder -> the
+    // embeddings table; it ends when nothing is pending.
+    auto sink = OpenPostgresSink(cfg, **enc, /*for_writes=*/false);
+    if (!sink) {
+      log->error("{}", sink.error().ToString());
+      return ExitCodeOf(sink.error());
     }
-    w.Key("reembedded").Uint(*n).Key("model").String((*enc)->info().model_name);
+    sinks::PgvectorSink vectors(std::shared_ptr<sinks::PostgresSink>(std::move(*sink)),
+                                sinks::PgvectorSink::Mode::kVectors);
+    EncoderEmbedder embedder(**enc);
+    pipeline::RuntimeOptions ro = RuntimeOptionsOf(cfg);
+    // A server that stops answering is an error here, not a reason to wait.
+    ro.drain_timeout = std::chrono::milliseconds(60'000);
+    std::atomic<bool> stop{false};
+    {
+      pipeline::Runtime runtime(src, &embedder, {&vectors}, ro);
+      runtime.Run(stop);
+    }
+    src.Close();
+    const auto& st = src.stats();
+    auto left = src.Count();
+    if (!left || left->pending > 0) {
+      log->error("re-embedding stopped: {} rows written, {} failed rounds, {}", st.embedded.load(),
+                 st.errors.load(),
+                 left ? std::to_string(left->pending) + " rows still pending"
+                      : left.error().ToString());
+      return left ? 1 : ExitCodeOf(left.error());
+    }
+    w.Key("reembedded").Uint(st.embedded.load()).Key("model").String((*enc)->info().model_name);
   }
   w.EndObject();
   std::printf("%s\n", w.Take().c_str());

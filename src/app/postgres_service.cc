@@ -63,56 +63,48 @@ Result<std::string> FilterToContainment(const store::Filter& filter) {
   return doc.dump();
 }
 
-Result<std::unique_ptr<PostgresService>> PostgresService::Open(const ServeConfig& config,
-                                                               model::SentenceEncoder& encoder) {
-  std::unique_ptr<PostgresService> self(new PostgresService());
+Result<std::unique_ptr<sources::PostgresSource>> OpenPostgresSource(
+    const ServeConfig& config, const model::SentenceEncoder& encoder, bool reembed, bool finite) {
   const PostgresSettings& pg = config.postgres;
-  if (pg.source_enabled) {
-    sources::PostgresSourceOptions so;
-    so.connection = pg.connection;
-    so.schema.text_table = pg.text_table;
-    so.schema.embeddings_table = pg.embeddings_table;
-    so.schema.id_column = pg.id_column;
-    so.schema.text_column = pg.text_column;
-    so.schema.hnsw_m = pg.hnsw_m;
-    so.schema.hnsw_ef_construction = pg.hnsw_ef_construction;
-    so.batch_max_tokens = config.batch_max_tokens;
-    so.poll_interval = std::chrono::milliseconds(pg.poll_interval_ms);
-    so.retry_base = std::chrono::milliseconds(config.retry_base_ms);
-    so.retry_max = std::chrono::milliseconds(config.retry_max_ms);
-    auto source = sources::PostgresSource::Connect(std::move(so), encoder);
-    if (!source) return source.error();
-    self->source_ = std::move(*source);
-  }
-  if (config.search_backend == "postgres") {
-    auto sink = OpenPostgresSink(config, encoder, /*for_writes=*/false);
-    if (!sink) return sink.error();
-    self->search_ = std::move(*sink);
-  }
-  self->RegisterMetrics();
+  sources::PostgresSourceOptions so;
+  so.connection = pg.connection;
+  so.schema.text_table = pg.text_table;
+  so.schema.embeddings_table = pg.embeddings_table;
+  so.schema.id_column = pg.id_column;
+  so.schema.text_column = pg.text_column;
+  so.schema.hnsw_m = pg.hnsw_m;
+  so.schema.hnsw_ef_construction = pg.hnsw_ef_construction;
+  so.schema.dim = encoder.dim();
+  so.schema.model_name = encoder.info().model_name;
+  so.poll_interval = std::chrono::milliseconds(pg.poll_interval_ms);
+  so.retry_base = std::chrono::milliseconds(config.retry_base_ms);
+  so.retry_max = std::chrono::milliseconds(config.retry_max_ms);
+  so.reembed_other_models = reembed;
+  so.finite = finite;
+  return sources::PostgresSource::Connect(std::move(so));
+}
+
+Result<std::unique_ptr<PostgresSearch>> PostgresSearch::Open(
+    const ServeConfig& config, const model::SentenceEncoder& encoder) {
+  auto sink = OpenPostgresSink(config, encoder, /*for_writes=*/false);
+  if (!sink) return sink.error();
+  auto self = std::make_unique<PostgresSearch>();
+  self->search_ = std::move(*sink);
   return self;
 }
 
-PostgresService::~PostgresService() { Stop(); }
-
-void PostgresService::Start() {
-  if (source_ == nullptr || thread_.joinable()) return;
-  thread_ = std::thread([this] { source_->Run(stop_); });
-}
-
-void PostgresService::Stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-}
-
-std::string PostgresService::SourceStatsJson() const {
-  const sources::PostgresSourceStats& s = source_->stats();
+std::string PostgresSourceStatsJson(const sources::PostgresSource& source) {
+  const sources::PostgresSourceStats& s = source.stats();
   JsonWriter w;
   w.BeginObject()
       .Key("embedded")
       .Uint(s.embedded.load())
+      .Key("claimed")
+      .Uint(s.claimed.load())
       .Key("batches")
       .Uint(s.batches.load())
+      .Key("dead_letters")
+      .Uint(s.dead_letters.load())
       .Key("errors")
       .Uint(s.errors.load())
       .Key("reconnects")
@@ -121,6 +113,8 @@ std::string PostgresService::SourceStatsJson() const {
       .Uint(s.notifications.load())
       .Key("polls")
       .Uint(s.polls.load())
+      .Key("open_claims")
+      .Int(s.open_claims.load())
       .Key("connected")
       .Bool(s.connected.load())
       .Key("listening")
@@ -133,7 +127,7 @@ std::string PostgresService::SourceStatsJson() const {
   return w.Take();
 }
 
-SearchBackend PostgresService::search_backend() {
+SearchBackend PostgresSearch::backend() {
   if (search_ == nullptr) return {};
   return [this](const std::vector<float>& q, size_t k,
                 const store::Filter& filter) -> Result<std::vector<store::SearchHit>> {
@@ -156,10 +150,9 @@ SearchBackend PostgresService::search_backend() {
   };
 }
 
-void PostgresService::RegisterMetrics() {
-  if (source_ == nullptr) return;
-  MetricsRegistry::Global().AddCollector([this](std::string& out) {
-    const sources::PostgresSourceStats& s = source_->stats();
+void RegisterPostgresSourceMetrics(const sources::PostgresSource* source) {
+  MetricsRegistry::Global().AddCollector([source](std::string& out) {
+    const sources::PostgresSourceStats& s = source->stats();
     AppendScalarMetric(out, "embedstream_pg_source_rows_embedded_total",
                        "Rows of the PostgreSQL text table embedded by this process", "counter",
                        static_cast<double>(s.embedded.load()));

@@ -1,18 +1,16 @@
 #pragma once
 // The PostgreSQL parts of `embedstream serve`, as configured (serve_config.h):
-//   - sources.postgres: a PostgresSource on its own thread, embedding the
-//     pending rows of postgres.text_table (seed 001's CQRS read side);
+//   - sources.postgres: OpenPostgresSource() for the `postgres` pipeline
+//     (seed 001's CQRS read side), its /stats object and metrics;
 //   - search.backend postgres: a connection for POST /embeddings/search
-//     (pgvector `<=>`), used by the API's search thread;
-//   - sinks.postgres: OpenPostgresSink() for the Kafka pipeline.
+//     (pgvector `<=>`), used by the API's search thread (PostgresSearch);
+//   - the `postgres` sink: OpenPostgresSink().
 // Every connection is made at start: an unreachable server or a schema that
 // does not fit (another dimension) is a start-up error, not a later surprise.
 // Later outages are retried (the source backs off; a search answers 503).
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "app/api_routes.h"
 #include "app/serve_config.h"
@@ -34,35 +32,29 @@ Result<std::unique_ptr<sinks::PostgresSink>> OpenPostgresSink(const ServeConfig&
 // invalid_argument when a literal is not JSON or two paths collide.
 Result<std::string> FilterToContainment(const store::Filter& filter);
 
-class PostgresService {
+// The source over postgres.* and sources.postgres (pg reembed: `reembed`
+// takes rows of other models too, `finite` ends when nothing is pending).
+Result<std::unique_ptr<sources::PostgresSource>> OpenPostgresSource(
+    const ServeConfig& config, const model::SentenceEncoder& encoder, bool reembed = false,
+    bool finite = false);
+
+// /stats "postgres_source" and /status "postgres": {"embedded", "claimed",
+// "batches", "dead_letters", "errors", "reconnects", "notifications",
+// "polls", "open_claims", "connected", "listening", "pending",
+// "oldest_pending_age_s"}.
+std::string PostgresSourceStatsJson(const sources::PostgresSource& source);
+// embedstream_pg_source_* metrics of `source`, which must outlive the process' metrics.
+void RegisterPostgresSourceMetrics(const sources::PostgresSource* source);
+
+// search.backend postgres: one connection, used by the API's search thread.
+class PostgresSearch {
  public:
-  // Connects the source and/or the search connection, as enabled.
-  static Result<std::unique_ptr<PostgresService>> Open(const ServeConfig& config,
-                                                       model::SentenceEncoder& encoder);
-  ~PostgresService();  // Stop()s
-  PostgresService(const PostgresService&) = delete;
-  PostgresService& operator=(const PostgresService&) = delete;
-
-  void Start();  // the source thread
-  void Stop();   // stops the source after its current round; joins
-
-  bool has_source() const { return source_ != nullptr; }
-  // False while the source's connection is down (GET /ready answers 503).
-  bool connected() const { return source_ == nullptr || source_->stats().connected.load(); }
-  // {"embedded", "batches", "errors", "reconnects", "notifications", "polls",
-  //  "connected", "listening", "pending", "oldest_pending_age_s"}
-  std::string SourceStatsJson() const;
-  // The search backend for ApiOptions; empty when search.backend is embedded.
-  SearchBackend search_backend();
+  static Result<std::unique_ptr<PostgresSearch>> Open(const ServeConfig& config,
+                                                      const model::SentenceEncoder& encoder);
+  SearchBackend backend();
 
  private:
-  PostgresService() = default;
-  void RegisterMetrics();
-
-  std::unique_ptr<sources::PostgresSource> source_;
   std::unique_ptr<sinks::PostgresSink> search_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
 
 }  // namespace embedstream::app

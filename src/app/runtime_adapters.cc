@@ -2,19 +2,8 @@
 
 namespace embedstream::app {
 
-pipeline::WriteResult StoreSink::Write(std::span<const pipeline::SinkItem> items) {
-  std::vector<store::EmbeddedMessage> rows;
-  rows.reserve(items.size());
-  for (const auto& it : items) {
-    rows.push_back({it.record->id, it.record->text, it.record->metadata_json,
-                    std::vector<float>(it.vector.begin(), it.vector.end())});
-  }
-  auto stored = store_.PutEmbedded(rows, model_name_);
-  if (!stored) return pipeline::WriteResult::Unavailable(stored.error().ToString());
-  return pipeline::WriteResult::Ok();
-}
-
 void LifecycleListener::OnRead(const pipeline::Record& r) {
+  if (!announce_received_) return;
   events_.Received(r.id, UserIdOf(r.metadata_json), r.event_key);
 }
 

@@ -9,9 +9,9 @@
 #include "app/access_policy.h"
 #include "app/api_routes.h"
 #include "app/dashboard.h"
-#include "app/kafka_stream.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
+#include "app/serve_pipelines.h"
 #include "app/qdrant_search.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
@@ -104,53 +104,19 @@ void ServeCommand::Register(CLI::App& parent) {
 namespace {
 
 // Everything one `serve` process runs, in construction order; destroyed in
-// reverse, after Shutdown() has stopped the threads in a safe order.
+// reverse, after Run has stopped the threads in a safe order.
 struct Service {
   std::unique_ptr<server::SseHub> hub;
   std::unique_ptr<store::EmbeddedStore> store;
   std::unique_ptr<MessageService> messages;
+  std::atomic<sources::HttpIngestSource*> http_source{nullptr};
   // Before api: its search thread uses the PostgreSQL search backend.
-  std::unique_ptr<PostgresService> postgres;
+  std::unique_ptr<PostgresSearch> postgres_search;
   std::unique_ptr<ApiRoutes> api;
-  std::unique_ptr<sinks::PostgresSink> postgres_sink;  // the Kafka pipeline's
-  std::unique_ptr<sinks::QdrantSink> qdrant_sink;      // the Kafka pipeline's
-  std::unique_ptr<KafkaStream> kafka;
+  std::unique_ptr<PipelineSet> pipelines;
+  BuiltSources sources;
   std::unique_ptr<server::HttpServer> http;
 };
-
-std::string EmbeddedStatsJson(const MessageServiceStats& m, const std::string& store_status,
-                              size_t sse_clients) {
-  JsonWriter w;
-  w.BeginObject()
-      .Key("received")
-      .Uint(m.received.load())
-      .Key("created")
-      .Uint(m.created.load())
-      .Key("requeued")
-      .Uint(m.requeued.load())
-      .Key("refused")
-      .Uint(m.refused.load())
-      .Key("queued")
-      .Int(m.queued.load())
-      .Key("queued_bytes")
-      .Int(m.queued_bytes.load())
-      .Key("commits")
-      .Uint(m.commits.load())
-      .Key("embedded")
-      .Uint(m.embedded.load())
-      .Key("failed")
-      .Uint(m.failed.load())
-      .Key("worker_batches")
-      .Uint(m.worker_batches.load())
-      .Key("store_errors")
-      .Uint(m.store_errors.load())
-      .Key("sse_clients")
-      .Uint(sse_clients)
-      .Key("store")
-      .Raw(store_status)
-      .EndObject();
-  return w.Take();
-}
 
 }  // namespace
 
@@ -176,6 +142,7 @@ int ServeCommand::Run() {
     return 2;
   }
   model::SentenceEncoder& encoder_ref = **enc;
+  EncoderEmbedder embedder(encoder_ref);
   const std::string model_name = encoder_ref.info().model_name;
   InstallSignalHandlers();
   RaiseFileLimit();
@@ -184,14 +151,13 @@ int ServeCommand::Run() {
   svc.hub = std::make_unique<server::SseHub>(
       server::SseHubOptions{.ring_capacity = config->sse_ring,
                             .heartbeat = std::chrono::milliseconds(config->sse_heartbeat_ms)});
-  const PostgresSettings& pg = config->postgres;
-  if (pg.source_enabled || config->search_backend == "postgres") {
-    auto opened = PostgresService::Open(*config, encoder_ref);
+  if (config->search_backend == "postgres") {
+    auto opened = PostgresSearch::Open(*config, encoder_ref);
     if (!opened) {
       log->error("{}", opened.error().ToString());
       return 2;
     }
-    svc.postgres = std::move(*opened);
+    svc.postgres_search = std::move(*opened);
   }
   if (config->store_enabled) {
     store::StoreOptions so;
@@ -206,12 +172,27 @@ int ServeCommand::Run() {
     }
     svc.store = std::move(*opened);
     MessageServiceOptions mo;
-    mo.model_name = model_name;
     mo.max_queue = config->store_max_queue;
     mo.max_queue_bytes = config->store_max_queue_bytes;
-    mo.worker_batch_tokens = config->batch_max_tokens;
-    svc.messages =
-        std::make_unique<MessageService>(*svc.store, encoder_ref, svc.hub.get(), std::move(mo));
+    mo.on_committed = [&svc] {
+      if (auto* source = svc.http_source.load()) source->Notify();
+    };
+    svc.messages = std::make_unique<MessageService>(*svc.store, svc.hub.get(), std::move(mo));
+  }
+  svc.pipelines = std::make_unique<PipelineSet>();
+  {
+    PipelineContext ctx{*config, encoder_ref, embedder, svc.store.get(), svc.hub.get(),
+                        svc.messages ? &svc.messages->read_lock() : nullptr};
+    auto built = BuildPipelines(ctx, *svc.pipelines);
+    if (!built) {
+      log->error("{}", built.error().ToString());
+      return 2;
+    }
+    svc.sources = *built;
+    svc.http_source = built->http;
+    if (built->postgres != nullptr) RegisterPostgresSourceMetrics(built->postgres);
+  }
+  if (svc.store) {
     ApiOptions ao;
     ao.model_name = model_name;
     ao.max_response_bytes = config->http_max_response_bytes;
@@ -224,46 +205,15 @@ int ServeCommand::Run() {
       ao.search_backend = QdrantSearchBackend(std::move(*search));
       ao.search_backend_name = "qdrant";
     }
-    if (svc.postgres) {
-      if (auto pg_search = svc.postgres->search_backend()) {
-        ao.search_backend = std::move(pg_search);
-        ao.search_backend_name = "postgres";
-      }
-      if (svc.postgres->has_source()) {
-        PostgresService* p = svc.postgres.get();
-        ao.extra_status.emplace_back("postgres", [p] { return p->SourceStatsJson(); });
-      }
+    if (svc.postgres_search) {
+      ao.search_backend = svc.postgres_search->backend();
+      ao.search_backend_name = "postgres";
+    }
+    if (const auto* pg = svc.sources.postgres) {
+      ao.extra_status.emplace_back("postgres", [pg] { return PostgresSourceStatsJson(*pg); });
     }
     svc.api =
         std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref, std::move(ao));
-  }
-  if (config->kafka.enabled()) {
-    svc.kafka = std::make_unique<KafkaStream>(*config, encoder_ref);
-    const bool text_mode = pg.sink_mode == "text";
-    // Text mode embeds nothing on this path, so there is nothing for the store.
-    svc.kafka->SetStoreSink(text_mode ? nullptr : svc.store.get(), svc.hub.get());
-    if (pg.sink_mode != "off") {
-      auto sink = OpenPostgresSink(*config, encoder_ref);
-      if (!sink) {
-        log->error("{}", sink.error().ToString());
-        return 2;
-      }
-      svc.postgres_sink = std::move(*sink);
-      svc.kafka->SetPostgresSink(svc.postgres_sink.get(), text_mode);
-    }
-    if (config->qdrant.enabled()) {
-      auto sink = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
-      if (!sink) {
-        log->error("{}", sink.error().ToString());
-        return 2;
-      }
-      svc.qdrant_sink = std::move(*sink);
-      svc.kafka->SetQdrantSink(svc.qdrant_sink.get());
-    }
-    if (auto st = svc.kafka->Start(); !st.ok()) {
-      log->error("{}", st.error().ToString());
-      return 2;
-    }
   }
 
   server::ServerOptions so;
@@ -296,32 +246,22 @@ int ServeCommand::Run() {
   http.Route("GET", "/health",
              [](const server::HttpRequest&) { return server::JsonOk(R"({"status":"healthy"})"); });
   http.Route("GET", "/ready", [&svc, &running](const server::HttpRequest&) {
-    const bool ready = running.load() && (!svc.kafka || svc.kafka->running());
-    if (ready && svc.postgres && !svc.postgres->connected()) {
+    const bool ready = running.load() && svc.pipelines->running();
+    if (ready && svc.sources.postgres && !svc.sources.postgres->stats().connected.load()) {
       return server::JsonError(503, "not_ready", "PostgreSQL is unreachable; reconnecting");
     }
     if (ready) return server::JsonOk(R"({"status":"ready"})");
     return server::JsonError(503, "not_ready", "the service is starting or stopping");
   });
   http.Route("GET", "/stats", [&svc](const server::HttpRequest&) {
-    std::string body;
-    if (svc.kafka) {
-      body = svc.kafka->StatsJson();
-      if (svc.api) {
-        body.pop_back();  // '}' of the Kafka object: append the store's counters
-        body += R"(,"store":)" + svc.api->StatusJson() + "}";
-      }
-    } else if (svc.api) {
-      body = EmbeddedStatsJson(svc.messages->stats(), svc.api->StatusJson(), svc.hub->clients());
-    } else {
-      body = "{}";
-    }
-    if (svc.postgres && svc.postgres->has_source()) {
-      body.pop_back();
-      if (body.size() > 1) body += ',';
-      body += R"("postgres_source":)" + svc.postgres->SourceStatsJson() + "}";
-    }
-    return server::JsonOk(std::move(body));
+    JsonWriter w;
+    w.BeginObject();
+    WriteLegacyStats(w, *svc.pipelines, svc.sources, svc.messages.get());
+    if (svc.api) w.Key("store").Raw(svc.api->StatusJson());
+    w.Key("sse_clients").Uint(svc.hub->clients());
+    svc.pipelines->WriteJson(w);
+    w.EndObject();
+    return server::JsonOk(w.Take());
   });
   http.Route("GET", "/config",
              [&config_json](const server::HttpRequest&) { return server::JsonOk(config_json); });
@@ -338,25 +278,27 @@ int ServeCommand::Run() {
     log->error("{}", st.error().ToString());
     return 2;
   }
-  log->info("HTTP on {}:{} (store {}, kafka {}, postgres sink {}, source {}, search {})",
-            config->http_host, http.port(), config->store_enabled ? config->store_dir : "off",
-            config->kafka.enabled() ? config->kafka.bootstrap_servers : "off", pg.sink_mode,
-            pg.source_enabled ? pg.connection.Where() + "/" + pg.text_table : "off",
+  std::string flows;
+  for (const auto& source : config->Sources()) {
+    std::string sinks;
+    for (const auto& sink : config->SinksOf(source)) sinks += (sinks.empty() ? "" : ",") + sink;
+    flows += (flows.empty() ? "" : "; ") + source + " -> [" + sinks + "]";
+  }
+  log->info("HTTP on {}:{} ({}; store {}, kafka {}, search {})", config->http_host, http.port(),
+            flows, config->store_enabled ? config->store_dir : "off",
+            config->kafka.enabled() ? config->kafka.bootstrap_servers : "off",
             config->search_backend);
   if (svc.messages) svc.messages->Start();
-  if (svc.postgres) svc.postgres->Start();
+  svc.pipelines->StartAll();
   running = true;
-  if (svc.kafka) {
-    svc.kafka->Run(g_stop);
-  } else {
-    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   running = false;
   log->info("stopping");
-  // Commit and answer every queued POST, let the worker finish its round, then
-  // close the connections and streams; the store saves its index snapshot last.
-  if (svc.postgres) svc.postgres->Stop();
+  // Commit and answer every queued POST (its messages are then in the outbox,
+  // delivered now or after a restart), drain every pipeline, then close the
+  // connections and streams; the store saves its index snapshot last.
   if (svc.messages) svc.messages->Stop();
+  svc.pipelines->StopAll();
   http.Stop();
   svc.hub->Stop();
   return 0;

@@ -1,6 +1,7 @@
 #include "app/serve_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include <yaml-cpp/yaml.h>
@@ -175,7 +176,36 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
       if (q["batch_size"]) c.qdrant.batch_size = q["batch_size"].as<size_t>();
       if (q["timeout_ms"]) c.qdrant.timeout_ms = q["timeout_ms"].as<int>();
     }
+    if (auto jl = root["sinks"]["jsonl"]) {
+      if (jl["path"]) c.jsonl_path = jl["path"].as<std::string>();
+    }
+    if (auto sources = root["sources"]) {
+      if (!sources.IsMap()) return Error(errc::invalid_argument, path + ": sources must be a map");
+      for (const auto& kv : sources) {
+        const std::string name = kv.first.as<std::string>();
+        if (std::find_if(std::begin(kSourceNames), std::end(kSourceNames),
+                         [&](const char* n) { return name == n; }) == std::end(kSourceNames)) {
+          return Error(errc::invalid_argument,
+                       path + ": sources." + name + ": unknown source (http, kafka, postgres)");
+        }
+        if (auto list = kv.second["sinks"]) {
+          c.source_sinks[name] = list.IsSequence() ? list.as<std::vector<std::string>>()
+                                                   : SplitComma(list.as<std::string>());
+          if (name == "postgres" && !kv.second["enabled"]) c.postgres.source_enabled = true;
+        }
+      }
+    }
+    if (auto src = root["sources"]["kafka"]) {
+      if (auto topics = src["topics"]) {
+        c.kafka.input_topics = topics.IsSequence() ? topics.as<std::vector<std::string>>()
+                                                   : SplitComma(topics.as<std::string>());
+      }
+    }
     if (auto src = root["sources"]["postgres"]) {
+      if (src["table"]) {
+        c.postgres.text_table = src["table"].as<std::string>();
+        if (!src["enabled"]) c.postgres.source_enabled = true;
+      }
       if (src["enabled"]) c.postgres.source_enabled = src["enabled"].as<bool>();
       if (src["id_column"]) c.postgres.id_column = src["id_column"].as<std::string>();
       if (src["text_column"]) c.postgres.text_column = src["text_column"].as<std::string>();
@@ -238,10 +268,114 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (f.pg_poll_ms >= 0) c.postgres.poll_interval_ms = static_cast<int>(f.pg_poll_ms);
   if (!f.search_backend.empty()) c.search_backend = f.search_backend;
   if (!f.qdrant_url.empty()) c.qdrant.url = f.qdrant_url;
+  for (const char* source : kSourceNames) {
+    std::string key = std::string("EMBEDSTREAM_") + source + "_SINKS";
+    for (auto& ch : key) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (const char* v = Env(key.c_str())) c.source_sinks[source] = SplitComma(v);
+  }
+  for (const auto& spec : f.sinks) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error(errc::invalid_argument,
+                   "--sinks '" + spec + "': write SOURCE=SINK[,SINK...], e.g. http=store,qdrant");
+    }
+    const std::string source = spec.substr(0, eq);
+    c.source_sinks[source] = SplitComma(spec.substr(eq + 1));
+    if (source == "postgres") c.postgres.source_enabled = true;
+  }
 
   if (Status st = ValidateServeConfig(c); !st) return st.error();
   return c;
 }
+
+std::vector<std::string> ServeConfig::Sources() const {
+  std::vector<std::string> out;
+  if (store_enabled) out.emplace_back("http");
+  if (kafka.enabled()) out.emplace_back("kafka");
+  if (postgres.source_enabled) out.emplace_back("postgres");
+  return out;
+}
+
+std::vector<std::string> ServeConfig::SinksOf(const std::string& source) const {
+  if (auto it = source_sinks.find(source); it != source_sinks.end()) return it->second;
+  std::vector<std::string> out;
+  if (source == "kafka") {
+    if (postgres.sink_mode == "text") return {"postgres"};
+    // The store first: a record is searchable before it is announced downstream.
+    if (store_enabled) out.emplace_back("store");
+    if (postgres.sink_mode == "embeddings") out.emplace_back("postgres");
+    if (qdrant.enabled()) out.emplace_back("qdrant");
+    out.emplace_back("kafka");
+  } else if (source == "http") {
+    out.emplace_back("store");
+  } else if (source == "postgres") {
+    out.emplace_back("postgres");
+  }
+  return out;
+}
+
+namespace {
+
+// Why `sink` cannot be written by `source` in `c` (empty: it can).
+std::string SinkUnusable(const ServeConfig& c, const std::string& sink) {
+  if (sink == "store" && !c.store_enabled) return "the embedded store is disabled (store.enabled)";
+  if (sink == "kafka" && !c.kafka.enabled()) {
+    return "it produces to Kafka: set kafka.bootstrap_servers (--kafka-brokers)";
+  }
+  if (sink == "qdrant" && !c.qdrant.enabled()) return "set sinks.qdrant.url (--qdrant-url)";
+  if (sink == "jsonl" && c.jsonl_path.empty()) return "set sinks.jsonl.path";
+  return {};
+}
+
+Status ValidateSourceSinks(const ServeConfig& c) {
+  for (const auto& [source, list] : c.source_sinks) {
+    if (std::find_if(std::begin(kSourceNames), std::end(kSourceNames),
+                     [&](const char* n) { return source == n; }) == std::end(kSourceNames)) {
+      return Error(errc::invalid_argument,
+                   "sources." + source + ": unknown source (http, kafka, postgres)");
+    }
+    const auto running = c.Sources();
+    if (std::find(running.begin(), running.end(), source) == running.end()) {
+      return Error(errc::invalid_argument,
+                   "sources." + source + ".sinks is set but that source does not run: " +
+                       (source == "kafka"  ? "set kafka.bootstrap_servers (--kafka-brokers)"
+                        : source == "http" ? "store.enabled is false (HTTP ingest needs the store)"
+                                           : "set sources.postgres.enabled"));
+    }
+  }
+  for (const auto& source : c.Sources()) {
+    const auto sinks = c.SinksOf(source);
+    const std::string where = "sources." + source + ".sinks";
+    if (sinks.empty()) {
+      return Error(errc::invalid_argument,
+                   where + " is empty: a source needs at least one sink (store, postgres, "
+                           "qdrant, kafka, jsonl)");
+    }
+    for (size_t i = 0; i < sinks.size(); ++i) {
+      const std::string& sink = sinks[i];
+      if (std::find_if(std::begin(kSinkNames), std::end(kSinkNames),
+                       [&](const char* n) { return sink == n; }) == std::end(kSinkNames)) {
+        return Error(errc::invalid_argument, where + ": unknown sink '" + sink +
+                                                 "' (store, postgres, qdrant, kafka, jsonl)");
+      }
+      if (std::find(sinks.begin(), sinks.begin() + static_cast<long>(i), sink) !=
+          sinks.begin() + static_cast<long>(i)) {
+        return Error(errc::invalid_argument, where + ": '" + sink + "' is named twice");
+      }
+      if (auto why = SinkUnusable(c, sink); !why.empty()) {
+        return Error(errc::invalid_argument, where + ": " + sink + ": " + why);
+      }
+    }
+    if (source == "kafka" && c.postgres.sink_mode == "text" && sinks.size() > 1) {
+      return Error(errc::invalid_argument,
+                   where + ": sinks.postgres.mode text embeds nothing on the Kafka path, so it "
+                           "must be the only sink (the others need vectors)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status ValidateServeConfig(const ServeConfig& c) {
   if (c.kafka.input_topics.empty()) {
@@ -301,7 +435,7 @@ Status ValidateServeConfig(const ServeConfig& c) {
     return Error(errc::invalid_argument,
                  "sinks.postgres.mode must be off, embeddings or text, not '" + mode + "'");
   }
-  if (mode != "off" && !c.kafka.enabled()) {
+  if (mode != "off" && !c.kafka.enabled() && c.source_sinks.empty()) {
     return Error(errc::invalid_argument,
                  "sinks.postgres writes what the Kafka pipeline consumes: set "
                  "kafka.bootstrap_servers (--kafka-brokers)");
@@ -326,7 +460,8 @@ Status ValidateServeConfig(const ServeConfig& c) {
         errc::invalid_argument,
         "sinks.qdrant.url must start with http:// or https://, not '" + c.qdrant.url + "'");
   }
-  if (c.qdrant.enabled() && c.kafka.enabled() && mode == "text") {
+  if (c.qdrant.enabled() && c.kafka.enabled() && mode == "text" &&
+      !c.source_sinks.contains("kafka")) {
     return Error(errc::invalid_argument,
                  "sinks.qdrant needs vectors, but sinks.postgres.mode text embeds nothing on the "
                  "Kafka path");
@@ -357,7 +492,7 @@ Status ValidateServeConfig(const ServeConfig& c) {
                  "nothing to run: no Kafka brokers, no PostgreSQL source and the embedded store "
                  "is disabled");
   }
-  return Status::Ok();
+  return ValidateSourceSinks(c);
 }
 
 std::string ServeConfigJson(const ServeConfig& c) {
@@ -448,8 +583,19 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("batch_size").Uint(c.qdrant.batch_size);
   w.Key("timeout_ms").Int(c.qdrant.timeout_ms);
   w.EndObject();
+  w.Key("jsonl").BeginObject().Key("path").String(c.jsonl_path).EndObject();
   w.EndObject();
-  w.Key("sources").BeginObject().Key("postgres").BeginObject();
+  w.Key("sources").BeginObject();
+  for (const auto& source : c.Sources()) {
+    if (source == "postgres") continue;
+    w.Key(source).BeginObject().Key("sinks").BeginArray();
+    for (const auto& sink : c.SinksOf(source)) w.String(sink);
+    w.EndArray().EndObject();
+  }
+  w.Key("postgres").BeginObject();
+  w.Key("sinks").BeginArray();
+  for (const auto& sink : c.SinksOf("postgres")) w.String(sink);
+  w.EndArray();
   w.Key("enabled").Bool(pg.source_enabled);
   w.Key("id_column").String(pg.id_column);
   w.Key("text_column").String(pg.text_column);

@@ -83,9 +83,22 @@
 //       api_key: ""                         # env QDRANT_API_KEY
 //       batch_size: 256                     # points per upsert request
 //       timeout_ms: 10000
-//   sources:
+//     jsonl:
+//       path: ""                            # the jsonl sink writes seed 000 records here
+//   sources:                                # every source names its sinks (docs/ARCHITECTURE.md);
+//                                           # without a list, the defaults follow the keys
+//                                           # above (SinksOf)
+//     http:
+//       sinks: [store]                      # env EMBEDSTREAM_HTTP_SINKS; the store is always
+//                                           # its outbox (202 = on disk)
+//     kafka:
+//       topics: [text-messages]             # = kafka.input_topics
+//       sinks: [store, kafka]               # env EMBEDSTREAM_KAFKA_SINKS
 //     postgres:
 //       enabled: false                      # embed pending rows of postgres.text_table
+//                                           # (true when a sinks list or table is given)
+//       table: text_messages                # = postgres.text_table
+//       sinks: [postgres]                   # env EMBEDSTREAM_POSTGRES_SINKS
 //       id_column: id
 //       text_column: message
 //       poll_interval_ms: 5000              # fallback when no NOTIFY arrives
@@ -144,8 +157,16 @@ struct QdrantSettings {
   bool enabled() const { return !url.empty(); }
 };
 
+// The sinks a source may name, and the sources (SinkNames(), SourceNames()).
+inline constexpr const char* kSinkNames[] = {"store", "postgres", "qdrant", "kafka", "jsonl"};
+inline constexpr const char* kSourceNames[] = {"http", "kafka", "postgres"};
+
 struct ServeConfig {
   KafkaSettings kafka;
+  // sources.<name>.sinks as given (file, env EMBEDSTREAM_<NAME>_SINKS, flag
+  // --sinks NAME=a,b); a source without an entry takes SinksOf's defaults.
+  std::map<std::string, std::vector<std::string>> source_sinks;
+  std::string jsonl_path;  // sinks.jsonl.path
   size_t batch_max_tokens = 8192;
   int batch_max_wait_ms = 50;
   int batch_linger_ms = 0;
@@ -180,6 +201,16 @@ struct ServeConfig {
   QdrantSettings qdrant;
   std::string search_backend = "embedded";  // embedded | postgres
   std::string log_level = "info";
+
+  // The sinks `source` writes to, in write order: sources.<source>.sinks when
+  // given, else the defaults of the older keys — kafka: [store] (store
+  // enabled, not text mode) + [postgres] (sinks.postgres.mode) + [qdrant]
+  // (sinks.qdrant.url) + [kafka] (the embeddings topic); http: [store];
+  // postgres: [postgres].
+  std::vector<std::string> SinksOf(const std::string& source) const;
+  // The sources this configuration runs: http (store.enabled), kafka
+  // (kafka.bootstrap_servers), postgres (sources.postgres.enabled).
+  std::vector<std::string> Sources() const;
 };
 
 // Overrides given on the command line; empty/negative = not given.
@@ -204,6 +235,7 @@ struct ServeFlags {
   long pg_poll_ms = -1;
   std::string search_backend;
   std::string qdrant_url;
+  std::vector<std::string> sinks;  // SOURCE=SINK[,SINK...]
 };
 
 // The file (flags.config_file, when given), then the environment, then the

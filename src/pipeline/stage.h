@@ -127,6 +127,9 @@ class Source {
   virtual WriteResult Reject(std::span<const DeadLetter> letters) = 0;
   virtual void Pause() {}
   virtual void Resume() {}
+  // After the runtime stopped (same thread): a last commit of what was
+  // acked, leave the group, roll back what was read and not acked.
+  virtual void Close() {}
 };
 
 // The model, as the runtime sees it: Tokenize on the intake thread, Embed on

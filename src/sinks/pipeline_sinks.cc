@@ -110,11 +110,19 @@ WriteResult PgvectorSink::Write(std::span<const pipeline::SinkItem> items) {
   rows.reserve(items.size());
   for (const auto& it : items) {
     PgRow row{it.record->id, it.record->text, it.record->metadata_json, {}};
-    if (!text_mode_) row.vector.assign(it.vector.begin(), it.vector.end());
+    if (mode_ != Mode::kText) row.vector.assign(it.vector.begin(), it.vector.end());
     rows.push_back(std::move(row));
   }
   auto upsert = [&](std::span<const PgRow> part) {
-    return text_mode_ ? sink_.UpsertText(part) : sink_.Upsert(part);
+    switch (mode_) {
+      case Mode::kText:
+        return sink_->UpsertText(part);
+      case Mode::kVectors:
+        return sink_->UpsertVectors(part);
+      case Mode::kEmbeddings:
+        break;
+    }
+    return sink_->Upsert(part);
   };
   auto n = upsert(rows);
   if (n.ok()) return WriteResult::Ok();
@@ -153,9 +161,9 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
     points.push_back({it.record->id, std::vector<float>(it.vector.begin(), it.vector.end()),
                       Payload(*it.record)});
   }
-  auto out = sink_.Upsert(points);
+  auto out = sink_->Upsert(points);
   if (!out) {
-    if (sink_.last_http_status() == 413) return WriteResult::TooLarge(out.error().message);
+    if (sink_->last_http_status() == 413) return WriteResult::TooLarge(out.error().message);
     return WriteResult::Unavailable(out.error().message);
   }
   WriteResult r;

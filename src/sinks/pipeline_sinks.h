@@ -10,9 +10,10 @@
 //                    down, a fatal idempotence error) except a record too
 //                    large for the topic (refused). A retried batch skips
 //                    the records already delivered.
-//   PgvectorSink     PostgresSink::Upsert (text + vector) or, in text mode,
-//                    UpsertText; a batch PostgreSQL refuses is written row
-//                    by row to find the refused rows.
+//   PgvectorSink     PostgresSink::Upsert (text + vector), UpsertText (text
+//                    mode) or UpsertVectors (fed by the PostgreSQL source of
+//                    the same table); a batch PostgreSQL refuses is written
+//                    row by row to find the refused rows.
 //   QdrantPointSink  QdrantSink::Upsert; HTTP 413 from Qdrant or a proxy is
 //                    kTooLarge; points Qdrant refuses are refused.
 //   JsonLinesSink    seed 000 `embeddings` records, one JSON line each, to a
@@ -64,21 +65,25 @@ class KafkaTopicSink : public pipeline::Sink {
 
 class PgvectorSink : public pipeline::Sink {
  public:
-  // text_mode: only the text table (seed 001's writer; the PostgreSQL source
-  // embeds the rows).
-  PgvectorSink(PostgresSink& sink, bool text_mode) : sink_(sink), text_mode_(text_mode) {}
+  enum class Mode {
+    kEmbeddings,  // text and vector rows (Upsert)
+    kText,        // only the text table (seed 001's writer; the PostgreSQL source embeds them)
+    kVectors,     // only the vector rows, for the PostgreSQL source's own table
+  };
+  PgvectorSink(std::shared_ptr<PostgresSink> sink, Mode mode)
+      : sink_(std::move(sink)), mode_(mode) {}
   const std::string& name() const override { return name_; }
   pipeline::WriteResult Write(std::span<const pipeline::SinkItem> items) override;
 
  private:
-  PostgresSink& sink_;
-  const bool text_mode_;
+  std::shared_ptr<PostgresSink> sink_;
+  const Mode mode_;
   const std::string name_ = "postgres";
 };
 
 class QdrantPointSink : public pipeline::Sink {
  public:
-  explicit QdrantPointSink(QdrantSink& sink) : sink_(sink) {}
+  explicit QdrantPointSink(std::shared_ptr<QdrantSink> sink) : sink_(std::move(sink)) {}
   const std::string& name() const override { return name_; }
   pipeline::WriteResult Write(std::span<const pipeline::SinkItem> items) override;
   // The payload of a record's point: a mapped event's payload as it is
@@ -86,7 +91,7 @@ class QdrantPointSink : public pipeline::Sink {
   static std::string Payload(const pipeline::Record& r);
 
  private:
-  QdrantSink& sink_;
+  std::shared_ptr<QdrantSink> sink_;
   const std::string name_ = "qdrant";
 };
 

@@ -65,12 +65,14 @@ struct PostgresSink::Impl {
   }
 
   Result<size_t> UpsertOnce(std::span<const PgRow> rows, const PostgresSinkOptions& o,
-                            bool with_vectors);
+                            Tables tables);
   Result<std::vector<PgHit>> SearchOnce(const std::string& q, size_t k, const std::string& filter);
 };
 
 Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
-                                              const PostgresSinkOptions& o, bool with_vectors) {
+                                              const PostgresSinkOptions& o, Tables tables) {
+  const bool with_vectors = tables != Tables::kText;
+  const bool vectors_only = tables == Tables::kVectors;
   pg::Connection& c = *conn;
   auto fail = [&](Error e) -> Result<size_t> {
     c.RollbackIfNeeded();
@@ -82,7 +84,8 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   for (size_t i = 0; i < rows.size(); ++i) {
     const PgRow& row = rows[i];
     bool is_uuid = false;
-    std::string id = StoredId(row.id, &is_uuid);
+    // Vectors only: the text table's own id, in source_id, cast on insert.
+    std::string id = vectors_only ? std::string("\\N") : StoredId(row.id, &is_uuid);
     buf += std::to_string(i);
     buf += '\t';
     buf += id;
@@ -122,6 +125,22 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   // only once per statement). A replay updates nothing: unchanged rows are
   // skipped by the WHERE of DO UPDATE.
   const pg::Schema& s = schema;
+  if (vectors_only) {
+    const std::string upsert_vectors =
+        "INSERT INTO " + s.embeddings_table +
+        " AS e (id, embedding, model_name, metadata) SELECT DISTINCT ON (source_id) source_id::" +
+        s.id_type + ", embedding, $1::text, metadata FROM " + kStagingTable +
+        " ORDER BY source_id, seq DESC ON CONFLICT (id) DO UPDATE SET embedding = "
+        "excluded.embedding, model_name = excluded.model_name, metadata = excluded.metadata "
+        "WHERE (e.embedding, e.model_name, e.metadata) IS DISTINCT FROM (excluded.embedding, "
+        "excluded.model_name, excluded.metadata)";
+    auto n = c.ExecParams(upsert_vectors, {o.model_name}, PGRES_COMMAND_OK,
+                          "upserting " + o.embeddings_table);
+    if (!n) return fail(n.error());
+    if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
+    staging_generation = c.generation();
+    return static_cast<size_t>(std::strtoull(PQcmdTuples(n->get()), nullptr, 10));
+  }
   const std::string upsert_text =
       "INSERT INTO " + s.text_table + " AS t (" + s.id_column + ", " + s.text_column +
       ", processed_at, metadata) SELECT DISTINCT ON (id) id, message, now(), " + metadata +
@@ -280,16 +299,24 @@ Result<size_t> PostgresSink::Upsert(std::span<const PgRow> rows) {
   for (const PgRow& row : rows) {
     if (Status st = CheckRow(row, options_.dim, true); !st) return st.error();
   }
-  return UpsertChunks(rows, true);
+  return UpsertChunks(rows, Tables::kBoth);
 }
 
-Result<size_t> PostgresSink::UpsertChunks(std::span<const PgRow> rows, bool with_vectors) {
+Result<size_t> PostgresSink::UpsertVectors(std::span<const PgRow> rows) {
+  if (rows.empty()) return size_t{0};
+  for (const PgRow& row : rows) {
+    if (Status st = CheckRow(row, options_.dim, true); !st) return st.error();
+  }
+  return UpsertChunks(rows, Tables::kVectors);
+}
+
+Result<size_t> PostgresSink::UpsertChunks(std::span<const PgRow> rows, Tables tables) {
   const size_t chunk = std::max<size_t>(1, options_.rows_per_transaction);
   size_t changed = 0;
   for (size_t at = 0; at < rows.size(); at += chunk) {
     auto part = rows.subspan(at, std::min(chunk, rows.size() - at));
     auto n = impl_->conn->WithReconnect<size_t>(
-        [&] { return impl_->UpsertOnce(part, options_, with_vectors); });
+        [&] { return impl_->UpsertOnce(part, options_, tables); });
     if (!n) return n.error();
     changed += *n;
   }
@@ -301,7 +328,7 @@ Result<size_t> PostgresSink::UpsertText(std::span<const PgRow> rows) {
   for (const PgRow& row : rows) {
     if (Status st = CheckRow(row, options_.dim, false); !st) return st.error();
   }
-  return UpsertChunks(rows, false);
+  return UpsertChunks(rows, Tables::kText);
 }
 
 Result<std::vector<PgHit>> PostgresSink::Search(const std::vector<float>& q, size_t k,

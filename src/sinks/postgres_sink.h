@@ -96,6 +96,12 @@ class PostgresSink {
   // Upserts id, text and metadata into the text table only (vectors are
   // ignored); a changed text makes the row pending for the CQRS source.
   Result<size_t> UpsertText(std::span<const PgRow> rows);
+  // Upserts id, vector and metadata into the embeddings table only, for rows
+  // of the text table itself (the PostgreSQL source feeding this sink): the
+  // id is the text table's own (any type, not mapped), the text row is not
+  // touched, and text_md5 is left to the source, which sets it when every
+  // sink of its pipeline has the row.
+  Result<size_t> UpsertVectors(std::span<const PgRow> rows);
 
   // The k rows nearest to q by cosine distance (HNSW), nearest first.
   // `metadata_filter`: a JSON object the row's metadata must contain
@@ -117,7 +123,8 @@ class PostgresSink {
 
  private:
   explicit PostgresSink(PostgresSinkOptions options);
-  Result<size_t> UpsertChunks(std::span<const PgRow> rows, bool with_vectors);
+  enum class Tables { kBoth, kText, kVectors };
+  Result<size_t> UpsertChunks(std::span<const PgRow> rows, Tables tables);
   struct Impl;
   PostgresSinkOptions options_;
   std::unique_ptr<Impl> impl_;

@@ -102,6 +102,7 @@ struct QdrantSink::Impl {
   std::string base;                     // url without a trailing '/'
   std::string collection_path;          // /collections/<escaped name>
   long last_status = 0;
+  bool collection_checked = false;  // EnsureCollection succeeded once
   char curl_error[CURL_ERROR_SIZE] = {};
   std::shared_ptr<spdlog::logger> logger = GetLogger("qdrant_sink");
 
@@ -120,6 +121,8 @@ struct QdrantSink::Impl {
   Result<HttpAnswer> Request(const char* method, const std::string& path, const std::string* body);
   // GET the collection and check its vector params; create it when missing.
   Status EnsureCollection();
+  // EnsureCollection unless it succeeded before (Connect found Qdrant down).
+  Status EnsureChecked() { return collection_checked ? Status{} : EnsureCollection(); }
   Status CheckCollection(const HttpAnswer& a);
   // PUT one batch (points[idx...]); bisects a refused batch into `out`.
   Status SendBatch(std::span<const std::string> pieces, std::span<const size_t> idx,
@@ -232,7 +235,11 @@ Status QdrantSink::Impl::EnsureCollection() {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto got = Request("GET", collection_path, nullptr);
     if (!got) return got.error();
-    if (got->status == 200) return CheckCollection(*got);
+    if (got->status == 200) {
+      Status st = CheckCollection(*got);
+      collection_checked = st.ok();
+      return st;
+    }
     if (got->status != 404) return ErrorFor(*got, "GET " + collection_path);
     JsonWriter w;
     w.BeginObject().Key("vectors").BeginObject();
@@ -242,6 +249,7 @@ Status QdrantSink::Impl::EnsureCollection() {
     auto put = Request("PUT", collection_path, &body);
     if (!put) return put.error();
     if (put->status == 200) {
+      collection_checked = true;
       logger->info("created Qdrant collection '{}' (size {}, {})", o.collection, o.dim, o.distance);
       return {};
     }
@@ -328,7 +336,12 @@ Result<std::unique_ptr<QdrantSink>> QdrantSink::Connect(const QdrantSinkOptions&
       // At start-up a refused key is a configuration error: fail loudly.
       return Error(errc::invalid_argument, st.error().message);
     }
-    return st.error();
+    if (st.error().code != errc::unavailable) return st.error();
+    // Qdrant down at start-up is an outage, not a configuration error: start
+    // anyway. The collection is checked (or created) before the first write
+    // or search; until then they fail as unavailable (retried, never DLQ).
+    sink->impl_->logger->warn("{}; the collection is checked once Qdrant answers",
+                              st.error().message);
   }
   return sink;
 }
@@ -380,6 +393,9 @@ Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
     pieces[i] = w.Take();
     valid.push_back(i);
   }
+  if (!valid.empty()) {
+    if (Status st = impl_->EnsureChecked(); !st) return st.error();
+  }
   bool recreated = false;
   const std::span<const size_t> all(valid);
   for (size_t start = 0; start < all.size(); start += options_.batch_size) {
@@ -406,6 +422,7 @@ Result<std::vector<QdrantHit>> QdrantSink::Search(const std::vector<float>& q, s
   }
   if (!AllFinite(q)) return Error(errc::invalid_argument, "query holds NaN or infinity");
   if (k == 0) return std::vector<QdrantHit>{};
+  if (Status st = impl_->EnsureChecked(); !st) return st.error();
   JsonWriter w;
   w.BeginObject().Key("query").FloatArray(q).Key("limit").Uint(k).Key("with_payload").Bool(true);
   if (!filter_json.empty()) {

@@ -78,9 +78,11 @@ struct QdrantHit {
 class QdrantSink {
  public:
   // GET the collection; create it when missing (a 409 from a concurrent
-  // creator is fine). unavailable: Qdrant unreachable, 5xx; invalid_argument:
-  // bad options, the API key refused (401/403), or the collection exists with
-  // another size or distance (the message names both).
+  // creator is fine). invalid_argument: bad options, the API key refused
+  // (401/403), or the collection exists with another size or distance (the
+  // message names both). Qdrant unreachable (or 5xx/429) is an outage, not an
+  // error here: the sink is returned, and the collection is checked (created)
+  // before its first Upsert or Search, which fail as unavailable until then.
   static Result<std::unique_ptr<QdrantSink>> Connect(const QdrantSinkOptions& options);
   ~QdrantSink();
   QdrantSink(const QdrantSink&) = delete;

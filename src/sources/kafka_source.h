@@ -78,7 +78,7 @@ class KafkaSource : public pipeline::Source {
   void Resume() override;
 
   // Commits what is safe (synchronously) and leaves the group.
-  void Close();
+  void Close() override;
   std::vector<PartitionLag> Lag() const;
   const KafkaSourceStats& stats() const { return stats_; }
   std::string last_error() const { return consumer_->last_error(); }

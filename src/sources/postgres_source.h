@@ -1,65 +1,80 @@
 #pragma once
-// PostgresSource: the CQRS read-model builder of seed 001. Watches a text
-// table (text_messages by default) and embeds every *pending* row (no
-// embedding row, or one whose text_md5 is not md5 of the current text; see
-// pg/schema.h) into the embeddings table:
+// PostgresSource: a PostgreSQL text table (seed 001's CQRS write model) as a
+// pipeline::Source. A row is *pending* when its embeddings-table row is
+// missing or its text_md5 is not md5 of the current text (pg/schema.h).
 //
-//   claim:  BEGIN; SELECT ... pending ... LIMIT n FOR UPDATE OF t SKIP LOCKED
-//           then the same predicate again on the locked ids (a fresh
-//           snapshot: rows another worker finished meanwhile drop out)
-//   embed:  tokenize, cut at the token budget, encoder
-//   write:  COPY into a temp table, INSERT ... ON CONFLICT DO UPDATE; COMMIT
+//   Read   -> claim: BEGIN; lock up to n pending rows FOR NO KEY UPDATE SKIP
+//             LOCKED, read them again (a fresh snapshot: rows another worker
+//             finished meanwhile drop out). The transaction stays open: the
+//             rows stay locked while the runtime embeds them and its sinks
+//             write them, so several processes share a table and each row is
+//             embedded once. (NO KEY UPDATE: a pgvector sink's foreign-key
+//             check on the same rows does not wait for it.)
+//   Ack    -> when every row of a claim is acked: upsert the rows' markers
+//             (text_md5 of the text embedded, model_name) into the embeddings
+//             table and COMMIT. A sink that writes vectors there (the
+//             `postgres` sink in vectors mode) leaves text_md5 alone, so a
+//             row is done only once every sink has it.
+//   Reject -> a dead letter in <embeddings_table>_dead_letters (reason,
+//             stage, detail, attempts) on its own connection; the row's
+//             marker follows with the claim's Ack, so it is not retried
+//             until its text changes.
+//   Pause  -> no new claims (claims in flight stay open).
 //
-// Two connections take turns, so the encoder never waits for PostgreSQL:
-// while one writes and commits round k (pgvector's HNSW insert costs about as
-// much as embedding), the other claims and embeds round k+1.
+// A lost connection or a crash rolls the claim back: its rows are pending
+// again (at-least-once; sinks upsert). One claim per connection: at most
+// `claim_connections` claims are in flight; then Read claims nothing (the
+// backpressure is the runtime's). Catch-up at start, then LISTEN on the
+// table's channel (trigger from `embedstream pg install`) with a poll every
+// poll_interval as the fallback. Rows embedded by another model are left
+// alone unless `reembed_other_models` (`embedstream pg reembed`).
 //
-// Rows are locked until the commit, so several processes share a table and
-// each row is embedded once; a crash or a lost connection rolls the round back
-// and the rows are pending again (nothing lost). Catch-up scan at start, then
-// LISTEN on the table's channel (trigger from `embedstream pg install`) with a
-// poll every poll_interval as fallback. A changed text is pending again; rows
-// embedded by another model are left alone unless `reembed_other_models`
-// (`embedstream pg reembed`).
-//
-// Threads: Run()/Drain()/RunOnce() on one thread (it owns the connections and
-// starts the writes on a helper thread); stats() from
-// any thread.
+// Threads: Read/Ack/Pause/Resume on the runtime's intake thread (it owns the
+// claim and listen connections), Reject on the dead-letter thread (its own
+// connection); stats() from any thread.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <future>
+#include <deque>
 #include <memory>
-#include <optional>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
-#include "model/sentence_encoder.h"
 #include "pg/connection.h"
 #include "pg/schema.h"
+#include "pipeline/backoff.h"
+#include "pipeline/stage.h"
 
 namespace embedstream::sources {
 
 struct PostgresSourceOptions {
   pg::ConnectionOptions connection;
-  pg::SchemaOptions schema;        // tables, columns, dim, model_name
-  size_t batch_max_tokens = 8192;  // token budget of one round
-  size_t batch_max_rows = 512;     // rows claimed per round at most
+  pg::SchemaOptions schema;    // tables, columns; dim and model_name from the model
+  size_t claim_max_rows = 512;  // rows locked per claim at most
+  size_t claim_connections = 4;  // claims in flight at most (one connection each)
   std::chrono::milliseconds poll_interval{5000};
-  std::chrono::milliseconds stats_interval{2000};  // pending count refresh while busy
+  std::chrono::milliseconds stats_interval{2000};  // pending count refresh
   std::chrono::milliseconds retry_base{200};
   std::chrono::milliseconds retry_max{10000};
   bool reembed_other_models = false;  // also rows whose model_name differs
+  // Finite: Read says `end` once nothing is pending beyond its own claims
+  // (`embedstream pg reembed`, benchmarks).
+  bool finite = false;
 };
 
 struct PostgresSourceStats {
-  std::atomic<uint64_t> embedded{0};  // rows this process embedded and wrote
-  std::atomic<uint64_t> batches{0};
-  std::atomic<uint64_t> errors{0};  // failed rounds (each retried)
+  std::atomic<uint64_t> claimed{0};   // rows claimed (read)
+  std::atomic<uint64_t> embedded{0};  // rows marked done (every sink has them)
+  std::atomic<uint64_t> batches{0};   // claims committed
+  std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> errors{0};  // failed claims or commits (each retried)
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> notifications{0};
   std::atomic<uint64_t> polls{0};
+  std::atomic<int64_t> open_claims{0};
   std::atomic<bool> connected{false};
   std::atomic<bool> listening{false};  // the NOTIFY trigger is installed
   std::atomic<int64_t> pending{-1};    // -1 until first counted
@@ -73,67 +88,70 @@ struct PendingCounts {
   uint64_t other_model = 0;         // ... made by another model
 };
 
-class PostgresSource {
+class PostgresSource : public pipeline::Source {
  public:
-  // Connects and ensures the schema. unavailable: server down;
-  // invalid_argument: another dimension, missing columns.
-  static Result<std::unique_ptr<PostgresSource>> Connect(PostgresSourceOptions options,
-                                                         model::SentenceEncoder& encoder);
-  ~PostgresSource();
+  // Connects and ensures the schema (options.schema.dim and model_name must
+  // be set). unavailable: server down; invalid_argument: another dimension,
+  // missing columns.
+  static Result<std::unique_ptr<PostgresSource>> Connect(PostgresSourceOptions options);
+  ~PostgresSource() override;
   PostgresSource(const PostgresSource&) = delete;
   PostgresSource& operator=(const PostgresSource&) = delete;
 
-  // Embeds pending rows until `stop`: catch-up, then on NOTIFY or poll.
-  // Connection failures are retried with backoff (logged, counted).
-  void Run(const std::atomic<bool>& stop);
-  // One round: claims, embeds and writes up to a batch; the rows written.
-  Result<size_t> RunOnce();
-  // Rounds until nothing is pending (or `stop`); the rows written. Errors
-  // are returned, not retried (for `embedstream pg reembed` and benches).
-  Result<size_t> Drain(const std::atomic<bool>* stop = nullptr);
+  const std::string& name() const override { return name_; }
+  pipeline::ReadBatch Read(size_t max_records, std::chrono::milliseconds wait) override;
+  void Ack(std::span<const pipeline::Record* const> records) override;
+  pipeline::WriteResult Reject(std::span<const pipeline::DeadLetter> letters) override;
+  void Pause() override { paused_ = true; }
+  void Resume() override { paused_ = false; }
+
+  // Intake thread (or before the runtime runs): the pending counts now.
   Result<PendingCounts> Count();
+  void Close() override;  // rolls back open claims (their rows are pending again)
 
   const PostgresSourceStats& stats() const { return stats_; }
   const pg::Schema& schema() const { return schema_; }
 
  private:
-  // One connection and its session state (temp table; LISTEN on lane 0).
   struct Lane {
     std::unique_ptr<pg::Connection> conn;
     uint64_t setup_generation = ~uint64_t{0};
+    bool busy = false;  // a claim is open on it
   };
-  // A claimed and embedded round, its transaction still open on its lane.
-  struct Prepared {
-    size_t claimed = 0;  // rows locked
-    size_t rows = 0;     // rows embedded (the rest stay pending)
-    std::string copy;    // COPY data for the staging table
-    double claim_ms = 0, embed_ms = 0;
+  struct Claim {
+    size_t lane = 0;
+    std::vector<std::string> ids;   // in read order
+    std::vector<std::string> md5s;  // of the text read
+    size_t acked = 0;
   };
 
-  PostgresSource(PostgresSourceOptions options, model::SentenceEncoder& encoder);
-  Status Setup(Lane& lane, bool listen);
-  Status Ready(Lane& lane, bool listen);  // reconnects and sets up when needed
-  Result<Prepared> ClaimAndEmbed(pg::Connection& c);
-  Result<size_t> Write(pg::Connection& c, const Prepared& p);
-  // Finishes the write in flight, if any; its rows (0 when none).
-  Result<size_t> FinishWrite();
-  // One pipelined step: claims and embeds on the free lane while the other
-  // lane's write finishes, then starts this lane's write. 0 when nothing
-  // was claimed (after the write in flight finished).
-  Result<size_t> Step();
+  explicit PostgresSource(PostgresSourceOptions options);
+  Status Ready(Lane& lane, bool listen);
+  // Opens a claim on a free lane; the records read (none: nothing pending).
+  Result<std::vector<pipeline::Record>> ClaimRows(size_t max_records, bool& no_lane);
+  Status Finish(Claim& claim);  // markers + COMMIT
   void RefreshCounts();
-  // Waits for a notification or the poll interval (or stop).
-  void Wait(const std::atomic<bool>& stop);
+  // Waits up to `d` for a notification on the listen connection.
+  void WaitForNotify(std::chrono::milliseconds d);
 
   PostgresSourceOptions options_;
-  model::SentenceEncoder& encoder_;
-  Lane lanes_[2];
-  size_t next_ = 0;                                     // the lane the next round claims on
-  std::optional<std::future<Result<size_t>>> writing_;  // on lanes_[next_ ^ 1]
+  const std::string name_ = "postgres";
   pg::Schema schema_;
   std::string pending_predicate_;  // SQL over t (text) and e (embeddings)
-  double avg_tokens_ = 32;         // running mean tokens per row (claim size)
+  std::string dead_letter_table_;  // quoted
+  Lane listen_;                    // LISTEN, counts
+  std::vector<Lane> lanes_;        // one claim each
+  std::deque<Claim> claims_;       // open, in read order
+  bool paused_ = false;
+  bool wake_ = true;  // claim at the next Read (start, notification, poll, full claim)
+  std::chrono::steady_clock::time_point next_poll_{};
+  std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::steady_clock::time_point last_count_{};
+  pipeline::Backoff backoff_;
+
+  std::mutex dlq_mu_;  // Reject's connection
+  std::unique_ptr<pg::Connection> dlq_conn_;
+
   PostgresSourceStats stats_;
 };
 

@@ -59,6 +59,16 @@ CREATE INDEX IF NOT EXISTS messages_by_status ON messages(status, queued_at);
 CREATE INDEX IF NOT EXISTS messages_by_change ON messages(change_seq);
 )sql";
 
+// acked_revision (the revision every sink of the HTTP pipeline has) came after
+// the first stores: added here, rows already embedded or failed count as
+// delivered, so an upgrade re-sends nothing.
+constexpr const char* kOutboxColumn =
+    "ALTER TABLE messages ADD COLUMN acked_revision INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE messages SET acked_revision = revision WHERE status <> 0;";
+constexpr const char* kOutboxIndex =
+    "CREATE INDEX IF NOT EXISTS messages_outbox ON messages(queued_at, row_id) "
+    "WHERE acked_revision < revision";
+
 constexpr size_t kFilterOverfetch = 10;
 
 constexpr const char* kMessageColumns =
@@ -188,7 +198,11 @@ struct EmbeddedStore::Impl {
   SqliteDb writer;
   SqliteStmt put_select, put_insert, put_update_meta, put_requeue;
   SqliteStmt embed_update, fail_update, pending_select, put_embedded;
+  SqliteStmt outbox_select, deliver_update;
   int64_t last_seq = 0;   // highest change_seq committed
+  // queued_at of the last put: strictly increasing, so the outbox cursor
+  // (queued_at, row_id) never skips a re-queued row, whatever the clock does.
+  double last_queued_at = 0;
   int64_t index_seq = 0;  // highest change_seq applied to the index
   // Written under write_mu; read by MaybeSnapshot after the writer lets go.
   std::atomic<size_t> changes_since_snapshot{0};
@@ -235,12 +249,21 @@ struct EmbeddedStore::Impl {
          "ON CONFLICT(id) DO UPDATE SET revision = revision + (text <> excluded.text), "
          "text = excluded.text, metadata = excluded.metadata, status = 1, reason = '', "
          "model_name = excluded.model_name, embedded_at = excluded.embedded_at, "
-         "vector = excluded.vector, change_seq = excluded.change_seq RETURNING row_id"},
+         "vector = excluded.vector, change_seq = excluded.change_seq, "
+         "acked_revision = revision + (text <> excluded.text) RETURNING row_id"},
         {&writer, &fail_update,
          "UPDATE messages SET status = 2, reason = ?2, model_name = '', embedded_at = 0, "
          "vector = NULL, change_seq = ?3 WHERE id = ?1 RETURNING row_id"},
         {&writer, &pending_select,
          "SELECT " + cols + " FROM messages WHERE status = 0 ORDER BY queued_at, row_id LIMIT ?1"},
+        {&writer, &outbox_select,
+         "SELECT " + cols +
+             ", row_id FROM messages WHERE acked_revision < revision AND (queued_at > ?1 OR "
+             "(queued_at = ?1 AND row_id > ?2)) ORDER BY queued_at, row_id LIMIT ?3"},
+        {&writer, &deliver_update,
+         "UPDATE messages SET acked_revision = revision, model_name = CASE status WHEN 0 THEN ?3 "
+         "ELSE model_name END, embedded_at = CASE status WHEN 0 THEN ?4 ELSE embedded_at END, "
+         "status = CASE status WHEN 0 THEN 1 ELSE status END WHERE id = ?1 AND revision = ?2"},
         {&reader, &get_by_id, "SELECT " + cols + " FROM messages WHERE id = ?1"},
         {&reader, &get_by_row, "SELECT " + cols + " FROM messages WHERE row_id = ?1"},
         {&reader, &list_page,
@@ -418,6 +441,21 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
     return s.error();
   }
   if (auto s = w.Exec(kSchema); !s) return s.error();
+  {
+    auto has = w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'acked_revision'");
+    if (!has) return has.error();
+    auto row = has->Step();
+    if (!row) return row.error();
+    const bool migrate = !*row;
+    has->Reset();
+    if (migrate) {
+      if (auto s = w.Exec(std::string("BEGIN IMMEDIATE;") + kOutboxColumn + "COMMIT;"); !s) {
+        (void)w.Exec("ROLLBACK");
+        return s.error();
+      }
+    }
+    if (auto s = w.Exec(kOutboxIndex); !s) return s.error();
+  }
   if (auto s = w.Exec("INSERT OR IGNORE INTO meta(key, value) VALUES('dim', '" +
                       std::to_string(options.dim) + "')");
       !s) {
@@ -437,6 +475,10 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
     if (!max_seq) return max_seq.error();
     if (auto r = max_seq->Step(); !r) return r.error();
     impl->last_seq = max_seq->ColumnInt(0);
+    auto max_queued = w.Prepare("SELECT coalesce(max(queued_at), 0) FROM messages");
+    if (!max_queued) return max_queued.error();
+    if (auto r = max_queued->Step(); !r) return r.error();
+    impl->last_queued_at = max_queued->ColumnDouble(0);
   }
   auto reader = SqliteDb::Open(db_path, false);
   if (!reader) return reader.error();
@@ -494,7 +536,7 @@ Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMe
   if (messages.empty()) return out;
   auto& d = *impl_;
   std::lock_guard lock(d.write_mu);
-  const double now = UnixSeconds();
+  const double now = std::max(UnixSeconds(), d.last_queued_at + 1e-6);
   int64_t seq = d.last_seq;
   std::vector<int64_t> requeued_rows;
   auto put_one = [&](const NewMessage& m, PutOutcome& o) -> Status {
@@ -548,6 +590,7 @@ Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMe
     return s.error();
   }
   d.last_seq = seq;
+  d.last_queued_at = now;
   for (int64_t row_id : requeued_rows) d.index->Remove(row_id);
   d.index_seq = seq;
   d.changes_since_snapshot += requeued_rows.size();
@@ -683,6 +726,61 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
     GetLogger("store")->warn("periodic index snapshot failed: {}", s.error().ToString());
   }
   return applied;
+}
+
+Result<std::vector<Message>> EmbeddedStore::NextOutbox(OutboxCursor& cursor, size_t limit) {
+  auto& d = *impl_;
+  std::vector<Message> out;
+  // The writer connection: it sees the latest commits of PutMessages.
+  std::lock_guard lock(d.write_mu);
+  auto& st = d.outbox_select;
+  st.Reset();
+  st.BindDouble(1, cursor.queued_at);
+  st.BindInt(2, cursor.row_id);
+  st.BindInt(3, static_cast<int64_t>(limit));
+  for (;;) {
+    auto row = st.Step();
+    if (!row) {
+      st.Reset();
+      return row.error();
+    }
+    if (!*row) break;
+    out.push_back(ReadMessage(st));
+    cursor = {out.back().queued_at, st.ColumnInt(10)};
+  }
+  st.Reset();
+  return out;
+}
+
+Result<size_t> EmbeddedStore::MarkDelivered(
+    std::span<const std::pair<std::string, int64_t>> delivered, const std::string& model_name) {
+  auto& d = *impl_;
+  if (delivered.empty()) return size_t{0};
+  const std::string& model = model_name.empty() ? d.options.model_name : model_name;
+  std::lock_guard lock(d.write_mu);
+  if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
+  const double now = UnixSeconds();
+  size_t updated = 0;
+  auto& st = d.deliver_update;
+  for (const auto& [id, revision] : delivered) {
+    st.Reset();
+    st.BindText(1, id);
+    st.BindInt(2, revision);
+    st.BindText(3, model);
+    st.BindDouble(4, now);
+    if (auto s = st.Run(); !s) {
+      st.Reset();
+      (void)d.writer.Exec("ROLLBACK");
+      return s.error();
+    }
+    updated += static_cast<size_t>(d.writer.Changes());
+  }
+  st.Reset();
+  if (auto s = d.writer.Exec("COMMIT"); !s) {
+    (void)d.writer.Exec("ROLLBACK");
+    return s.error();
+  }
+  return updated;
 }
 
 Status EmbeddedStore::MarkFailed(const std::string& id, const std::string& reason) {

@@ -155,6 +155,23 @@ class EmbeddedStore {
                                  const std::string& model_name);
   Status MarkFailed(const std::string& id, const std::string& reason);
 
+  // The outbox of HTTP ingest: messages whose current revision has not been
+  // delivered to every sink of its pipeline (MarkDelivered), in the order
+  // they were queued, after `cursor`, which moves past the rows returned. A
+  // message re-queued with a new text comes again (later in the order).
+  // Rows written by PutEmbedded are delivered already.
+  struct OutboxCursor {
+    double queued_at = -1;
+    int64_t row_id = 0;
+  };
+  Result<std::vector<Message>> NextOutbox(OutboxCursor& cursor, size_t limit);
+  // Every sink has these (id, revision): they leave the outbox. A message
+  // still pending (no sink stored a vector here) becomes `embedded` with
+  // model_name and no vector; failed ones stay failed. A stale revision
+  // changes nothing. Returns the rows updated.
+  Result<size_t> MarkDelivered(std::span<const std::pair<std::string, int64_t>> delivered,
+                               const std::string& model_name);
+
   Result<std::optional<Message>> Get(const std::string& id);
   // Newest first. Stops early once the rows read hold over max_bytes (id,
   // text and metadata; the row that crosses it is kept, so a page is never

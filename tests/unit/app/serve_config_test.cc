@@ -19,7 +19,8 @@ class ServeConfigTest : public ::testing::Test {
           "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT", "EMBEDSTREAM_HTTP_PORT",
           "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME",
           "DATABASE_USER", "DATABASE_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION",
-          "EMBEDSTREAM_AUTH_TOKEN", "EMBEDSTREAM_AUTH_READ_TOKEN"}) {
+          "EMBEDSTREAM_AUTH_TOKEN", "EMBEDSTREAM_AUTH_READ_TOKEN", "EMBEDSTREAM_HTTP_SINKS",
+          "EMBEDSTREAM_KAFKA_SINKS", "EMBEDSTREAM_POSTGRES_SINKS"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -253,6 +254,92 @@ TEST_F(ServeConfigTest, PostgresSectionsFileEnvFlagsAndChecks) {
   f.no_store = true;
   f.pg_source = true;
   EXPECT_TRUE(LoadServeConfig(f).ok());
+}
+
+TEST_F(ServeConfigTest, EverySourceNamesItsSinksAndOlderKeysGiveTheDefaults) {
+  // Defaults from the older keys.
+  ServeFlags f;
+  f.kafka_brokers = "127.0.0.1:9092";
+  f.qdrant_url = "http://127.0.0.1:6333";
+  f.pg_sink = "embeddings";
+  auto c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->Sources(), (std::vector<std::string>{"http", "kafka"}));
+  EXPECT_EQ(c->SinksOf("kafka"), (std::vector<std::string>{"store", "postgres", "qdrant", "kafka"}));
+  EXPECT_EQ(c->SinksOf("http"), (std::vector<std::string>{"store"}));
+  f.pg_sink = "text";
+  f.qdrant_url.clear();
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SinksOf("kafka"), (std::vector<std::string>{"postgres"}));
+
+  // The example: any source names any set of sinks.
+  ServeFlags g;
+  g.config_file = Yaml(
+      "kafka: {bootstrap_servers: '127.0.0.1:9092'}\n"
+      "sinks: {qdrant: {url: 'http://127.0.0.1:6333'}}\n"
+      "sources:\n"
+      "  http: {sinks: [store, qdrant]}\n"
+      "  kafka: {topics: [a, b], sinks: [kafka, store, postgres]}\n"
+      "  postgres: {table: my_texts, sinks: [postgres, qdrant]}\n");
+  c = LoadServeConfig(g);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->Sources(), (std::vector<std::string>{"http", "kafka", "postgres"}));
+  EXPECT_EQ(c->SinksOf("http"), (std::vector<std::string>{"store", "qdrant"}));
+  EXPECT_EQ(c->SinksOf("kafka"), (std::vector<std::string>{"kafka", "store", "postgres"}));
+  EXPECT_EQ(c->SinksOf("postgres"), (std::vector<std::string>{"postgres", "qdrant"}));
+  EXPECT_EQ(c->kafka.input_topics, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c->postgres.text_table, "my_texts");
+  EXPECT_TRUE(c->postgres.source_enabled);
+  const auto shown = nlohmann::json::parse(ServeConfigJson(*c));
+  EXPECT_EQ(shown["sources"]["http"]["sinks"], nlohmann::json({"store", "qdrant"}));
+  EXPECT_EQ(shown["sources"]["postgres"]["sinks"], nlohmann::json({"postgres", "qdrant"}));
+
+  // Environment, then the flag.
+  ::setenv("EMBEDSTREAM_HTTP_SINKS", "store,jsonl", 1);
+  ServeFlags h;
+  h.config_file = Yaml("sinks: {jsonl: {path: /tmp/out.jsonl}}\n");
+  c = LoadServeConfig(h);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SinksOf("http"), (std::vector<std::string>{"store", "jsonl"}));
+  h.sinks = {"http=jsonl"};
+  c = LoadServeConfig(h);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SinksOf("http"), (std::vector<std::string>{"jsonl"}));
+  ::unsetenv("EMBEDSTREAM_HTTP_SINKS");
+}
+
+TEST_F(ServeConfigTest, ASinkListThatCannotRunIsAStartUpErrorThatSaysWhy) {
+  auto error_of = [&](const std::string& yaml, std::vector<std::string> sinks = {}) {
+    ServeFlags f;
+    f.config_file = Yaml(yaml);
+    f.sinks = std::move(sinks);
+    auto c = LoadServeConfig(f);
+    EXPECT_FALSE(c.ok()) << yaml;
+    return c.ok() ? std::string() : c.error().message;
+  };
+  EXPECT_NE(error_of("sources: {http: {sinks: [store, elastic]}}\n").find("unknown sink 'elastic'"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {http: {sinks: [qdrant]}}\n").find("sinks.qdrant.url"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {http: {sinks: [kafka]}}\n").find("kafka.bootstrap_servers"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {http: {sinks: [store, store]}}\n").find("named twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {http: {sinks: []}}\n").find("at least one sink"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {kafka: {sinks: [store]}}\n").find("does not run"),
+            std::string::npos);
+  EXPECT_NE(error_of("sources: {ftp: {sinks: [store]}}\n").find("unknown source"),
+            std::string::npos);
+  EXPECT_NE(error_of("store: {enabled: false}\nsources: {postgres: {sinks: [store]}}\n")
+                .find("store.enabled"),
+            std::string::npos);
+  EXPECT_NE(error_of("kafka: {bootstrap_servers: 'b:9092'}\nsinks: {postgres: {mode: text}}\n"
+                     "sources: {kafka: {sinks: [postgres, store]}}\n")
+                .find("only sink"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"http"}).find("SOURCE=SINK"), std::string::npos);
 }
 
 TEST_F(ServeConfigTest, MappingsQdrantAndBreaker) {

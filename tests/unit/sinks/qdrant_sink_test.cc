@@ -172,18 +172,41 @@ TEST_F(QdrantSinkTest, RefusesACollectionOfAnotherSizeOrDistance) {
   EXPECT_EQ(CountRequests("PUT", "/collections/"), 1u);  // nothing changed
 }
 
-TEST_F(QdrantSinkTest, RefusesBadOptionsAndAnUnreachableServer) {
+TEST_F(QdrantSinkTest, RefusesBadOptions) {
   QdrantSinkOptions o = Options();
   o.dim = 0;
   EXPECT_EQ(QdrantSink::Connect(o).error().code, errc::invalid_argument);
   o = Options();
   o.url = "127.0.0.1:6333";
   EXPECT_EQ(QdrantSink::Connect(o).error().code, errc::invalid_argument);
-  o = Options();
-  o.url = "http://127.0.0.1:1";  // nothing listens: connection refused
-  auto r = QdrantSink::Connect(o);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, errc::unavailable) << r.error().message;
+}
+
+TEST_F(QdrantSinkTest, ConnectsWhileQdrantIsDownAndCreatesTheCollectionWhenItAnswers) {
+  // Nothing listens: an outage, not a configuration error. Connect succeeds;
+  // writes and searches fail as unavailable until Qdrant answers.
+  QdrantSinkOptions o = Options();
+  o.url = "http://127.0.0.1:1";
+  auto down = QdrantSink::Connect(o);
+  ASSERT_TRUE(down.ok()) << down.error().ToString();
+  std::mt19937 rng(3);
+  std::vector<QdrantPoint> points = {{"p0", RandomUnit(kDim, rng), ""}};
+  auto out = (*down)->Upsert(points);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, errc::unavailable) << out.error().message;
+  auto hits = (*down)->Search(points[0].vector, 1);
+  ASSERT_FALSE(hits.ok());
+  EXPECT_EQ(hits.error().code, errc::unavailable) << hits.error().message;
+
+  // Qdrant answers 503 at Connect, then works: the first Upsert creates the
+  // collection and writes.
+  Control(url_, "POST", "fail_next", {{"n", 1}, {"status", 503}});
+  auto sink = QdrantSink::Connect(Options());
+  ASSERT_TRUE(sink.ok()) << sink.error().ToString();
+  EXPECT_FALSE(Control(url_, "GET", "stats")["collections"].contains("ecommerce_embeddings"));
+  auto stored = (*sink)->Upsert(points);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  EXPECT_EQ(stored->stored, 1u);
+  EXPECT_EQ(Points().size(), 1u);
 }
 
 TEST_F(QdrantSinkTest, UpsertsInBatchesWithUuidIdsAndPayload) {

@@ -1,0 +1,110 @@
+#pragma once
+// SourcePipeline: one source, its sinks and the pipeline::Runtime between
+// them, running on its own thread; PipelineSet: every pipeline of a `serve`
+// process, with one /stats shape and one set of metric families for all.
+//
+//   SourcePipeline owns the Source, the Sinks (built by app/sink_registry
+//   from sources.<name>.sinks), the Runtime and the LifecycleListener (SSE);
+//   it is itself a Listener for its metrics. Start() runs Runtime::Run on a
+//   thread; Stop() asks it to drain and joins.
+//
+// /stats (PipelineSet::WriteJson):
+//   "sources": {"<source>": {read, embedded, stored, rejected, acked, batches,
+//               average_batch_size, inflight_records, inflight_bytes, paused,
+//               running, sinks: [...]}}
+//   "sinks":   {"<sink>": {state, opened_total, rejected_calls,
+//               consecutive_failures, available, written, refused, writes,
+//               errors, retries, splits, sources: [...]}}  (summed over the
+//               pipelines that write to it; "dlq" is every source's dead letters)
+// Metrics: embedstream_source_*{source}, embedstream_sink_*{source,sink}.
+//
+// Threads: Start/Stop from the owner; stats, JSON and metrics from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/runtime_adapters.h"
+#include "core/json_writer.h"
+#include "core/metrics.h"
+#include "pipeline/runtime.h"
+
+namespace embedstream::app {
+
+struct SourcePipelineOptions {
+  pipeline::RuntimeOptions runtime;
+  server::SseHub* hub = nullptr;  // lifecycle events; null: none
+  std::string model_name;
+  size_t dim = 0;
+  bool announce_received = true;  // false: the source announced message_received itself
+  bool completes = true;          // false: another stage completes the records (text mode)
+};
+
+class SourcePipeline : public pipeline::Listener {
+ public:
+  SourcePipeline(std::unique_ptr<pipeline::Source> source,
+                 std::vector<std::unique_ptr<pipeline::Sink>> sinks, pipeline::Embedder* embedder,
+                 SourcePipelineOptions options);
+  ~SourcePipeline() override;  // Stop()
+  SourcePipeline(const SourcePipeline&) = delete;
+  SourcePipeline& operator=(const SourcePipeline&) = delete;
+
+  void Start();  // Runtime::Run on a thread of its own
+  // Runs on the calling thread until `stop` (or a finite source ends).
+  void Run(const std::atomic<bool>& stop);
+  void Stop();  // drains (pipeline.drain_timeout at most) and joins; idempotent
+
+  const std::string& name() const { return source_->name(); }
+  pipeline::Source& source() { return *source_; }
+  const pipeline::Source& source() const { return *source_; }
+  bool running() const { return runtime_->stats().running.load(); }
+  const pipeline::RuntimeStats& stats() const { return runtime_->stats(); }
+  std::vector<const pipeline::SinkGuard*> guards() const { return runtime_->guards(); }
+  std::vector<std::string> sink_names() const;
+  // The source's object in /stats "sources".
+  void WriteSourceJson(JsonWriter& w) const;
+
+  // pipeline::Listener (metrics)
+  void OnBatch(size_t records, size_t tokens, std::chrono::duration<double> took) override;
+  void OnStored(const pipeline::Record& r) override;
+  void OnSinkWrite(const std::string& sink, size_t items,
+                   std::chrono::duration<double> took) override;
+
+ private:
+  std::unique_ptr<pipeline::Source> source_;
+  std::vector<std::unique_ptr<pipeline::Sink>> sinks_;
+  std::unique_ptr<pipeline::Runtime> runtime_;
+  std::unique_ptr<LifecycleListener> lifecycle_;
+  Histogram* e2e_latency_ = nullptr;
+  Histogram* embed_latency_ = nullptr;
+  Histogram* batch_size_ = nullptr;
+  Histogram* batch_tokens_ = nullptr;
+  std::vector<std::pair<std::string, Histogram*>> sink_latency_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class PipelineSet {
+ public:
+  PipelineSet();
+  ~PipelineSet();  // StopAll()
+  void Add(std::unique_ptr<SourcePipeline> p);
+  SourcePipeline* Find(const std::string& source) const;
+  const std::vector<std::unique_ptr<SourcePipeline>>& all() const { return pipelines_; }
+  bool empty() const { return pipelines_.empty(); }
+  bool running() const;  // every pipeline's runtime is running
+  void StartAll();
+  // Stops (drains) in the order given by `order` (source names), then the rest.
+  void StopAll(const std::vector<std::string>& order = {});
+  // "sources": {...}, "sinks": {...} as keys of the object being written.
+  void WriteJson(JsonWriter& w) const;
+
+ private:
+  std::vector<std::unique_ptr<SourcePipeline>> pipelines_;
+};
+
+}  // namespace embedstream::app
