@@ -65,14 +65,23 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
                     " uuid PRIMARY KEY, " + s.text_column +
                     " text NOT NULL, created_at timestamptz DEFAULT now(), processed_at "
                     "timestamptz, metadata jsonb)";
-  if (o.add_metadata_column) {
-    ddl += ";\nALTER TABLE " + s.text_table + " ADD COLUMN IF NOT EXISTS metadata jsonb";
-  }
   if (auto r = conn.Exec(ddl, PGRES_COMMAND_OK, "creating " + o.text_table); !r) {
     return r.error();
   }
   auto cols = Columns(conn, s.text_table);
   if (!cols) return cols.error();
+  // ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing to
+  // add, and it would queue behind (and in front of) the row locks another
+  // process's source holds on these tables: alter only what is missing.
+  if (o.add_metadata_column && TypeOf(*cols, "metadata") == nullptr) {
+    if (auto r = conn.Exec("ALTER TABLE " + s.text_table + " ADD COLUMN IF NOT EXISTS metadata jsonb",
+                           PGRES_COMMAND_OK, "adding metadata to " + o.text_table);
+        !r) {
+      return r.error();
+    }
+    cols = Columns(conn, s.text_table);
+    if (!cols) return cols.error();
+  }
   const std::string* id_type = TypeOf(*cols, o.id_column);
   const std::string* text_type = TypeOf(*cols, o.text_column);
   if (id_type == nullptr || text_type == nullptr) {
@@ -89,13 +98,39 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
         " PRIMARY KEY REFERENCES " + s.text_table + " (" + s.id_column +
         ") ON DELETE CASCADE, embedding vector(" + std::to_string(o.dim) +
         "), model_name text, metadata jsonb, created_at timestamptz DEFAULT now(), text_md5 "
-        "text);\n"
-        "ALTER TABLE " +
-        s.embeddings_table +
-        " ADD COLUMN IF NOT EXISTS model_name text, ADD COLUMN IF NOT EXISTS metadata jsonb,"
-        " ADD COLUMN IF NOT EXISTS text_md5 text";
+        "text)";
   if (auto r = conn.Exec(ddl, PGRES_COMMAND_OK, "creating " + o.embeddings_table); !r) {
     return r.error();
+  }
+  auto ecols = Columns(conn, s.embeddings_table);
+  if (!ecols) return ecols.error();
+  if (TypeOf(*ecols, "model_name") == nullptr || TypeOf(*ecols, "metadata") == nullptr ||
+      TypeOf(*ecols, "text_md5") == nullptr) {
+    if (auto r = conn.Exec("ALTER TABLE " + s.embeddings_table +
+                               " ADD COLUMN IF NOT EXISTS model_name text, ADD COLUMN IF NOT "
+                               "EXISTS metadata jsonb, ADD COLUMN IF NOT EXISTS text_md5 text",
+                           PGRES_COMMAND_OK, "adding columns to " + o.embeddings_table);
+        !r) {
+      return r.error();
+    }
+  }
+  // The source's progress: which text (md5) of each row every sink of its
+  // pipeline has. Its first creation takes over what the embeddings table
+  // says (stores of older versions), so an upgrade re-embeds nothing.
+  auto has_progress = conn.ExecParams("SELECT to_regclass($1) IS NOT NULL", {s.progress_table},
+                                      PGRES_TUPLES_OK, "looking for the progress table");
+  if (!has_progress) return has_progress.error();
+  if (std::string(PQgetvalue(has_progress->get(), 0, 0)) != "t") {
+    const std::string create =
+        "CREATE TABLE " + s.progress_table + " (id " + s.id_type + " PRIMARY KEY REFERENCES " +
+        s.text_table + " (" + s.id_column +
+        ") ON DELETE CASCADE, text_md5 text, model_name text, done_at timestamptz DEFAULT "
+        "now());\nINSERT INTO " +
+        s.progress_table + " (id, text_md5, model_name) SELECT id, text_md5, model_name FROM " +
+        s.embeddings_table + " WHERE text_md5 IS NOT NULL";
+    if (auto r = conn.Exec(create, PGRES_COMMAND_OK, "creating the progress table"); !r) {
+      return r.error();
+    }
   }
   auto hnsw = conn.ExecParams(
       "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -136,6 +171,12 @@ Status Locked(Connection& conn, Body body) {
 
 }  // namespace
 
+std::string ProgressTable(const std::string& embeddings_table) {
+  std::string t = embeddings_table + "_progress";
+  if (t.size() > kMaxIdentifierBytes) t.resize(kMaxIdentifierBytes);
+  return t;
+}
+
 std::string NotifyChannel(const std::string& text_table) {
   std::string c = "embedstream." + text_table;
   if (c.size() > kMaxIdentifierBytes) c.resize(kMaxIdentifierBytes);
@@ -156,6 +197,7 @@ Result<Schema> EnsureSchema(Connection& conn, const SchemaOptions& o) {
   Schema s;
   s.text_table = conn.Quote(o.text_table);
   s.embeddings_table = conn.Quote(o.embeddings_table);
+  s.progress_table = conn.Quote(ProgressTable(o.embeddings_table));
   s.id_column = conn.Quote(o.id_column);
   s.text_column = conn.Quote(o.text_column);
   s.channel = NotifyChannel(o.text_table);

@@ -9,9 +9,15 @@
 //                       embedding vector(dim), model_name, metadata jsonb,
 //                       created_at, text_md5 (md5 of the text embedded)
 //
-// plus an HNSW cosine index. A text row is *pending* when it has no
-// embedding row or text_md5 differs from md5 of its current text; the CQRS
-// source embeds pending rows (sources/postgres_source). EnsureSchema creates
+//   <embeddings_table>_progress  the CQRS source's progress: id, text_md5
+//                       (md5 of the text every sink of its pipeline has),
+//                       model_name, done_at
+//
+// plus an HNSW cosine index. A text row is *pending* when it has no progress
+// row or its text_md5 differs from md5 of its current text; the CQRS source
+// embeds pending rows (sources/postgres_source) and marks them done once every
+// sink has them. Writers of text and vectors together (the Kafka path's
+// pgvector sink) mark their rows done as they write them. EnsureSchema creates
 // what is missing under an advisory lock (several processes may start at
 // once) and refuses an embedding column of another dimension.
 
@@ -44,6 +50,7 @@ struct SchemaOptions {
 struct Schema {
   std::string text_table;        // quoted
   std::string embeddings_table;  // quoted
+  std::string progress_table;    // quoted
   std::string id_column;         // quoted
   std::string text_column;       // quoted
   std::string id_type;           // SQL type of the text id, e.g. "uuid"
@@ -64,6 +71,9 @@ Status InstallNotifyTrigger(Connection& conn, const Schema& schema);
 
 // Whether that trigger is installed on the text table.
 Result<bool> HasNotifyTrigger(Connection& conn, const SchemaOptions& options);
+
+// <embeddings_table>_progress, at most 63 bytes (unquoted).
+std::string ProgressTable(const std::string& embeddings_table);
 
 // The NOTIFY channel of a text table: "embedstream." + table, at most 63 bytes.
 std::string NotifyChannel(const std::string& text_table);

@@ -128,12 +128,14 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   if (vectors_only) {
     const std::string upsert_vectors =
         "INSERT INTO " + s.embeddings_table +
-        " AS e (id, embedding, model_name, metadata) SELECT DISTINCT ON (source_id) source_id::" +
-        s.id_type + ", embedding, $1::text, metadata FROM " + kStagingTable +
+        " AS e (id, embedding, model_name, metadata, text_md5) SELECT DISTINCT ON (source_id) "
+        "source_id::" +
+        s.id_type + ", embedding, $1::text, metadata, md5(message) FROM " + kStagingTable +
         " ORDER BY source_id, seq DESC ON CONFLICT (id) DO UPDATE SET embedding = "
-        "excluded.embedding, model_name = excluded.model_name, metadata = excluded.metadata "
-        "WHERE (e.embedding, e.model_name, e.metadata) IS DISTINCT FROM (excluded.embedding, "
-        "excluded.model_name, excluded.metadata)";
+        "excluded.embedding, model_name = excluded.model_name, metadata = excluded.metadata, "
+        "text_md5 = excluded.text_md5 WHERE (e.embedding, e.model_name, e.metadata, e.text_md5) "
+        "IS DISTINCT FROM (excluded.embedding, excluded.model_name, excluded.metadata, "
+        "excluded.text_md5)";
     auto n = c.ExecParams(upsert_vectors, {o.model_name}, PGRES_COMMAND_OK,
                           "upserting " + o.embeddings_table);
     if (!n) return fail(n.error());
@@ -167,6 +169,18 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
                               "upserting " + o.embeddings_table);
     if (!n_emb) return fail(n_emb.error());
     changed += std::strtoull(PQcmdTuples(n_emb->get()), nullptr, 10);
+    // Text and vector are both here: the rows are done for a CQRS source
+    // reading this text table (pg/schema.h).
+    const std::string progress =
+        "INSERT INTO " + s.progress_table +
+        " AS p (id, text_md5, model_name) SELECT DISTINCT ON (id) id, md5(message), $1::text FROM " +
+        kStagingTable +
+        " ORDER BY id, seq DESC ON CONFLICT (id) DO UPDATE SET text_md5 = excluded.text_md5, "
+        "model_name = excluded.model_name, done_at = now() WHERE (p.text_md5, p.model_name) IS "
+        "DISTINCT FROM (excluded.text_md5, excluded.model_name)";
+    if (auto r = c.ExecParams(progress, {o.model_name}, PGRES_COMMAND_OK, "marking progress"); !r) {
+      return fail(r.error());
+    }
   }
   if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
   staging_generation = c.generation();

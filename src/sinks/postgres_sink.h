@@ -99,8 +99,8 @@ class PostgresSink {
   // Upserts id, vector and metadata into the embeddings table only, for rows
   // of the text table itself (the PostgreSQL source feeding this sink): the
   // id is the text table's own (any type, not mapped), the text row is not
-  // touched, and text_md5 is left to the source, which sets it when every
-  // sink of its pipeline has the row.
+  // touched; text_md5 is md5 of the text given. The row's progress is left
+  // to the source, which marks it when every sink of its pipeline has it.
   Result<size_t> UpsertVectors(std::span<const PgRow> rows);
 
   // The k rows nearest to q by cosine distance (HNSW), nearest first.

@@ -64,8 +64,8 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Connect(PostgresSourceOp
   self->schema_ = std::move(*schema);
   const pg::Schema& s = self->schema_;
   self->pending_predicate_ =
-      "(e.id IS NULL OR e.text_md5 IS DISTINCT FROM md5(t." + s.text_column + ")" +
-      (o.reembed_other_models ? " OR e.model_name IS DISTINCT FROM $2::text)" : ")");
+      "(p.id IS NULL OR p.text_md5 IS DISTINCT FROM md5(t." + s.text_column + ")" +
+      (o.reembed_other_models ? " OR p.model_name IS DISTINCT FROM $2::text)" : ")");
   std::string dlq = o.schema.embeddings_table + "_dead_letters";
   if (dlq.size() > kMaxIdentifierBytes) dlq.resize(kMaxIdentifierBytes);
   self->dead_letter_table_ = c.Quote(dlq);
@@ -142,8 +142,8 @@ Result<std::vector<pipeline::Record>> PostgresSource::ClaimRows(size_t max_recor
   const size_t limit = std::max<size_t>(1, std::min(max_records, options_.claim_max_rows));
   std::vector<std::string> params = {std::to_string(limit)};
   if (options_.reembed_other_models) params.push_back(options_.schema.model_name);
-  const std::string from = " FROM " + s.text_table + " t LEFT JOIN " + s.embeddings_table +
-                           " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column +
+  const std::string from = " FROM " + s.text_table + " t LEFT JOIN " + s.progress_table +
+                           " p ON p.id = t." + s.id_column + " WHERE t." + s.text_column +
                            " IS NOT NULL AND " + pending_predicate_;
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
   // Lock up to `limit` pending rows no other claim (here or elsewhere) holds.
@@ -208,10 +208,11 @@ Status PostgresSource::Finish(Claim& claim) {
   };
   const pg::Schema& s = schema_;
   auto marked = c.ExecParams(
-      "INSERT INTO " + s.embeddings_table + " AS e (id, text_md5, model_name) SELECT u.id::" +
+      "INSERT INTO " + s.progress_table + " (id, text_md5, model_name) SELECT u.id::" +
           s.id_type +
           ", u.md5, $3::text FROM unnest($1::text[], $2::text[]) AS u(id, md5) ON CONFLICT (id) "
-          "DO UPDATE SET text_md5 = excluded.text_md5, model_name = excluded.model_name",
+          "DO UPDATE SET text_md5 = excluded.text_md5, model_name = excluded.model_name, done_at "
+          "= now()",
       {ArrayLiteral(claim.ids), ArrayLiteral(claim.md5s), options_.schema.model_name},
       PGRES_COMMAND_OK, "marking rows embedded");
   if (!marked) return fail(marked.error());
@@ -357,8 +358,8 @@ Result<PendingCounts> PostgresSource::Count() {
       "DISTINCT FROM $1::text) FROM (SELECT " +
       created + ", e.id AS e_id, e.embedding IS NOT NULL AS e_emb, e.model_name AS e_model, " +
       pending_predicate_ + " AS pending FROM " + s.text_table + " t LEFT JOIN " +
-      s.embeddings_table + " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column +
-      " IS NOT NULL) t";
+      s.progress_table + " p ON p.id = t." + s.id_column + " LEFT JOIN " + s.embeddings_table +
+      " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column + " IS NOT NULL) t";
   pg::Connection& c = *listen_.conn;
   auto r = c.WithReconnect<pg::ResultPtr>(
       [&] { return c.ExecParams(query, params, PGRES_TUPLES_OK, "counting pending rows"); });

@@ -1,7 +1,7 @@
 #pragma once
 // PostgresSource: a PostgreSQL text table (seed 001's CQRS write model) as a
-// pipeline::Source. A row is *pending* when its embeddings-table row is
-// missing or its text_md5 is not md5 of the current text (pg/schema.h).
+// pipeline::Source. A row is *pending* when its progress row is missing or
+// its text_md5 is not md5 of the current text (pg/schema.h).
 //
 //   Read   -> claim: BEGIN; lock up to n pending rows FOR NO KEY UPDATE SKIP
 //             LOCKED, read them again (a fresh snapshot: rows another worker
@@ -10,11 +10,11 @@
 //             write them, so several processes share a table and each row is
 //             embedded once. (NO KEY UPDATE: a pgvector sink's foreign-key
 //             check on the same rows does not wait for it.)
-//   Ack    -> when every row of a claim is acked: upsert the rows' markers
-//             (text_md5 of the text embedded, model_name) into the embeddings
-//             table and COMMIT. A sink that writes vectors there (the
-//             `postgres` sink in vectors mode) leaves text_md5 alone, so a
-//             row is done only once every sink has it.
+//   Ack    -> when every row of a claim is acked: upsert the rows' progress
+//             (text_md5 of the text embedded, model_name) into
+//             <embeddings_table>_progress and COMMIT: a row is done only
+//             once every sink has it (the `postgres` sink writes the
+//             embeddings table once, vector and text_md5 together).
 //   Reject -> a dead letter in <embeddings_table>_dead_letters (reason,
 //             stage, detail, attempts) on its own connection; the row's
 //             marker follows with the claim's Ack, so it is not retried
