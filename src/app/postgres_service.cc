@@ -133,7 +133,7 @@ std::string PostgresService::SourceStatsJson() const {
   return w.Take();
 }
 
-SearchBackend PostgresService::search_backend() {
+api::SearchBackend PostgresService::search_backend() {
   if (search_ == nullptr) return {};
   return [this](const std::vector<float>& q, size_t k,
                 const store::Filter& filter) -> Result<std::vector<store::SearchHit>> {

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "app/api_routes.h"
+#include "api/api_routes.h"
 #include "app/serve_config.h"
 #include "core/result.h"
 #include "model/sentence_encoder.h"
@@ -53,7 +53,7 @@ class PostgresService {
   //  "connected", "listening", "pending", "oldest_pending_age_s"}
   std::string SourceStatsJson() const;
   // The search backend for ApiOptions; empty when search.backend is embedded.
-  SearchBackend search_backend();
+  api::SearchBackend search_backend();
 
  private:
   PostgresService() = default;

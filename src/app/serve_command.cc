@@ -4,15 +4,17 @@
 
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
-#include "app/access_policy.h"
-#include "app/api_routes.h"
-#include "app/dashboard.h"
+#include "api/access_policy.h"
+#include "api/api_routes.h"
+#include "api/dashboard.h"
+#include "api/qdrant_search.h"
 #include "app/kafka_stream.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
-#include "app/qdrant_search.h"
+#include "app/qdrant_options.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -111,7 +113,7 @@ struct Service {
   std::unique_ptr<MessageService> messages;
   // Before api: its search thread uses the PostgreSQL search backend.
   std::unique_ptr<PostgresService> postgres;
-  std::unique_ptr<ApiRoutes> api;
+  std::unique_ptr<api::ApiRoutes> api;
   std::unique_ptr<sinks::PostgresSink> postgres_sink;  // the Kafka pipeline's
   std::unique_ptr<sinks::QdrantSink> qdrant_sink;      // the Kafka pipeline's
   std::unique_ptr<KafkaStream> kafka;
@@ -212,7 +214,7 @@ int ServeCommand::Run() {
     mo.worker_batch_tokens = config->batch_max_tokens;
     svc.messages =
         std::make_unique<MessageService>(*svc.store, encoder_ref, svc.hub.get(), std::move(mo));
-    ApiOptions ao;
+    api::ApiOptions ao;
     ao.model_name = model_name;
     ao.max_response_bytes = config->http_max_response_bytes;
     if (config->search_backend == "qdrant") {
@@ -221,7 +223,7 @@ int ServeCommand::Run() {
         log->error("{}", search.error().ToString());
         return 2;
       }
-      ao.search_backend = QdrantSearchBackend(std::move(*search));
+      ao.search_backend = api::QdrantSearchBackend(std::move(*search));
       ao.search_backend_name = "qdrant";
     }
     if (svc.postgres) {
@@ -234,8 +236,9 @@ int ServeCommand::Run() {
         ao.extra_status.emplace_back("postgres", [p] { return p->SourceStatsJson(); });
       }
     }
-    svc.api =
-        std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref, std::move(ao));
+    svc.api = std::make_unique<api::ApiRoutes>(
+        *svc.store, std::bind_front(&MessageService::Submit, svc.messages.get()), encoder_ref,
+        std::move(ao));
   }
   if (config->kafka.enabled()) {
     svc.kafka = std::make_unique<KafkaStream>(*config, encoder_ref);
@@ -275,11 +278,11 @@ int ServeCommand::Run() {
       std::chrono::milliseconds(std::max(1000, config->http_write_timeout_ms)));
   so.stream_queue_max_bytes = config->sse_max_client_bytes;
   so.streams_max_total_bytes = config->sse_max_total_bytes;
-  auto access = std::make_shared<const AccessPolicy>(
-      AccessOptions{.token = config->auth_token,
-                    .read_token = config->auth_read_token,
-                    .public_metrics = config->auth_public_metrics,
-                    .cors_origins = config->http_cors_origins});
+  auto access = std::make_shared<const api::AccessPolicy>(
+      api::AccessOptions{.token = config->auth_token,
+                         .read_token = config->auth_read_token,
+                         .public_metrics = config->auth_public_metrics,
+                         .cors_origins = config->http_cors_origins});
   so.filter = [access](const server::HttpRequest& request, server::HeaderList& extra) {
     return access->Check(request, extra);
   };
@@ -333,7 +336,7 @@ int ServeCommand::Run() {
   });
   if (svc.api) svc.api->Register(http);
   svc.hub->Attach(http, "/events");
-  RegisterDashboard(http);
+  api::RegisterDashboard(http);
   if (auto st = http.Start(); !st.ok()) {
     log->error("{}", st.error().ToString());
     return 2;
