@@ -17,16 +17,13 @@
 // stderr); 2 usage error, or no usable answer (cannot connect, timeout).
 //
 // The commands run on the main thread, synchronously (server::HttpClient).
-// The pure pieces (filters, request bodies, tables) are free functions below
-// so that they can be tested without a server.
+// The pure pieces (filters, request bodies, tables) are free functions in
+// cli/client_format.h so that they can be tested without a server.
 
 #include <CLI/CLI.hpp>
 #include <iosfwd>
 #include <string>
-#include <string_view>
 #include <vector>
-
-#include "core/result.h"
 
 namespace embedstream::cli {
 
@@ -46,45 +43,6 @@ struct ClientFlags {
   std::string ResolvedUrl() const;
   std::string ResolvedToken() const;
 };
-
-// One `--filter key=value`: the value is read as a JSON scalar when it is one
-// (42, 4.5, true, false, null, "quoted") and as a plain string otherwise
-// (en, 007, hello world). Objects and arrays are refused (the API matches
-// scalars). `value_json` is serialised JSON.
-struct FilterTerm {
-  std::string key;
-  std::string value_json;
-};
-Result<FilterTerm> ParseFilterTerm(std::string_view arg);
-
-// {"query": ..., "limit": k, "filter": {...}} for POST /embeddings/search.
-// A key given twice is an error.
-Result<std::string> BuildSearchBody(const std::string& query, int limit,
-                                    const std::vector<std::string>& filters);
-
-// {"message": text, "id"?, "metadata"?, "user_id"?} for POST /messages;
-// `metadata_json` must be a JSON object when given.
-Result<std::string> BuildCreateBody(const std::string& text, const std::string& id,
-                                    const std::string& metadata_json, const std::string& user_id);
-
-// Percent-encodes everything but RFC 3986 unreserved characters.
-std::string PercentEncode(std::string_view s);
-
-// Readable renderings of the server's JSON answers; an Error when the body is
-// not the JSON the API promises.
-Result<std::string> FormatMessageList(std::string_view body);    // GET /messages
-Result<std::string> FormatMessage(std::string_view body);        // GET /messages/{id}
-Result<std::string> FormatSearchResults(std::string_view body);  // POST /embeddings/search
-Result<std::string> FormatKeyValues(std::string_view body);      // any object, flattened
-// One SSE event as `events` prints it: "<id> <event> <data>", or the data
-// alone with json.
-std::string FormatEventLine(std::string_view id, std::string_view event, std::string_view data,
-                            bool json);
-
-// "1700000000.123" -> "2023-11-14 22:13:20" (UTC).
-std::string FormatUnixTime(double seconds);
-// At most `max_chars` code points, control characters as spaces, "…" when cut.
-std::string Ellipsize(std::string_view text, size_t max_chars);
 
 struct MessagesCommand {
   ClientFlags client;
