@@ -6,13 +6,13 @@
 
 #include <CLI/CLI.hpp>
 
-#include "app/client_commands.h"
 #include "app/embed_command.h"
-#include "app/gen_command.h"
-#include "app/kafka_cli_commands.h"
 #include "app/model_command.h"
 #include "app/pg_command.h"
 #include "app/serve_command.h"
+#include "cli/client_commands.h"
+#include "cli/gen_command.h"
+#include "cli/kafka_cli_commands.h"
 #include "core/logging.h"
 
 namespace {
@@ -40,21 +40,21 @@ int main(int argc, char** argv) {
   model.Register(app);
   embedstream::app::ServeCommand serve;
   serve.Register(app);
-  embedstream::app::ProduceCommand produce;
+  embedstream::cli::ProduceCommand produce;
   produce.Register(app);
-  embedstream::app::ConsumeCommand consume;
+  embedstream::cli::ConsumeCommand consume;
   consume.Register(app);
-  embedstream::app::MessagesCommand messages;
+  embedstream::cli::MessagesCommand messages;
   messages.Register(app);
-  embedstream::app::SearchCommand search;
+  embedstream::cli::SearchCommand search;
   search.Register(app);
-  embedstream::app::EventsCommand events;
+  embedstream::cli::EventsCommand events;
   events.Register(app);
-  embedstream::app::HealthCommand health;
+  embedstream::cli::HealthCommand health;
   health.Register(app);
   embedstream::app::PgCommand pg;
   pg.Register(app);
-  embedstream::app::GenCommand gen;
+  embedstream::cli::GenCommand gen;
   gen.Register(app);
 
   try {

@@ -127,7 +127,7 @@ std::string PostgresSourceStatsJson(const sources::PostgresSource& source) {
   return w.Take();
 }
 
-SearchBackend PostgresSearch::backend() {
+api::SearchBackend PostgresSearch::backend() {
   if (search_ == nullptr) return {};
   return [this](const std::vector<float>& q, size_t k,
                 const store::Filter& filter) -> Result<std::vector<store::SearchHit>> {

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "app/api_routes.h"
+#include "api/api_routes.h"
 #include "app/serve_config.h"
 #include "core/result.h"
 #include "model/sentence_encoder.h"
@@ -51,7 +51,7 @@ class PostgresSearch {
  public:
   static Result<std::unique_ptr<PostgresSearch>> Open(const ServeConfig& config,
                                                       const model::SentenceEncoder& encoder);
-  SearchBackend backend();
+  api::SearchBackend backend();
 
  private:
   std::unique_ptr<sinks::PostgresSink> search_;

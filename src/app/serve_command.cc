@@ -4,15 +4,17 @@
 
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
-#include "app/access_policy.h"
-#include "app/api_routes.h"
-#include "app/dashboard.h"
+#include "api/access_policy.h"
+#include "api/api_routes.h"
+#include "api/dashboard.h"
+#include "api/qdrant_search.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
 #include "app/serve_pipelines.h"
-#include "app/qdrant_search.h"
+#include "app/qdrant_options.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -112,7 +114,7 @@ struct Service {
   std::atomic<sources::HttpIngestSource*> http_source{nullptr};
   // Before api: its search thread uses the PostgreSQL search backend.
   std::unique_ptr<PostgresSearch> postgres_search;
-  std::unique_ptr<ApiRoutes> api;
+  std::unique_ptr<api::ApiRoutes> api;
   std::unique_ptr<PipelineSet> pipelines;
   BuiltSources sources;
   std::unique_ptr<server::HttpServer> http;
@@ -193,7 +195,7 @@ int ServeCommand::Run() {
     if (built->postgres != nullptr) RegisterPostgresSourceMetrics(built->postgres);
   }
   if (svc.store) {
-    ApiOptions ao;
+    api::ApiOptions ao;
     ao.model_name = model_name;
     ao.max_response_bytes = config->http_max_response_bytes;
     if (config->search_backend == "qdrant") {
@@ -202,7 +204,7 @@ int ServeCommand::Run() {
         log->error("{}", search.error().ToString());
         return 2;
       }
-      ao.search_backend = QdrantSearchBackend(std::move(*search));
+      ao.search_backend = api::QdrantSearchBackend(std::move(*search));
       ao.search_backend_name = "qdrant";
     }
     if (svc.postgres_search) {
@@ -212,8 +214,9 @@ int ServeCommand::Run() {
     if (const auto* pg = svc.sources.postgres) {
       ao.extra_status.emplace_back("postgres", [pg] { return PostgresSourceStatsJson(*pg); });
     }
-    svc.api =
-        std::make_unique<ApiRoutes>(*svc.store, svc.messages.get(), encoder_ref, std::move(ao));
+    svc.api = std::make_unique<api::ApiRoutes>(
+        *svc.store, std::bind_front(&MessageService::Submit, svc.messages.get()), encoder_ref,
+        std::move(ao));
   }
 
   server::ServerOptions so;
@@ -225,11 +228,11 @@ int ServeCommand::Run() {
       std::chrono::milliseconds(std::max(1000, config->http_write_timeout_ms)));
   so.stream_queue_max_bytes = config->sse_max_client_bytes;
   so.streams_max_total_bytes = config->sse_max_total_bytes;
-  auto access = std::make_shared<const AccessPolicy>(
-      AccessOptions{.token = config->auth_token,
-                    .read_token = config->auth_read_token,
-                    .public_metrics = config->auth_public_metrics,
-                    .cors_origins = config->http_cors_origins});
+  auto access = std::make_shared<const api::AccessPolicy>(
+      api::AccessOptions{.token = config->auth_token,
+                         .read_token = config->auth_read_token,
+                         .public_metrics = config->auth_public_metrics,
+                         .cors_origins = config->http_cors_origins});
   so.filter = [access](const server::HttpRequest& request, server::HeaderList& extra) {
     return access->Check(request, extra);
   };
@@ -273,7 +276,7 @@ int ServeCommand::Run() {
   });
   if (svc.api) svc.api->Register(http);
   svc.hub->Attach(http, "/events");
-  RegisterDashboard(http);
+  api::RegisterDashboard(http);
   if (auto st = http.Start(); !st.ok()) {
     log->error("{}", st.error().ToString());
     return 2;

@@ -1,7 +1,7 @@
 #pragma once
 // `embedstream serve`: the long-running service. With Kafka configured it
 // consumes the input topics, embeds and publishes to the output topic (see
-// kafka_stream.h), and serves /health, /ready, /stats, /config and /metrics.
+// serve_pipelines.h), and serves /health, /ready, /stats, /config and /metrics.
 
 #include <CLI/CLI.hpp>
 

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "app/postgres_service.h"
-#include "app/qdrant_search.h"
+#include "app/qdrant_options.h"
 #include "sinks/pipeline_sinks.h"
 #include "sinks/store_sink.h"
 

@@ -224,7 +224,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_verbose = verbose != nullptr && *verbose != '\0' && *verbose != '0';
   g_registry = new MetricsRegistry();
   g_router = new server::internal::Router(*g_registry);
-  // serve's routes (src/app/api_routes.cc).
+  // serve's routes (src/api/api_routes.cc).
   for (const char* path : {"/health", "/ready", "/stats", "/config", "/metrics", "/", "/messages",
                            "/messages/*", "/status", "/events"}) {
     AddRoute("GET", path);

@@ -1,4 +1,4 @@
-// POST /messages bodies: app::ParseMessageRequest (src/app/api_requests.h).
+// POST /messages bodies: api::ParseMessageRequest (src/api/api_requests.h).
 // Invariant: a 400 ApiError with a non-empty code, or a request with a
 // non-empty id and text and metadata_json that (when non-empty) is a JSON
 // object again.
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/api_requests.h"
+#include "api/api_requests.h"
 #include "fuzz_common.h"
 
 using namespace embedstream;
@@ -20,18 +20,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto result = app::ParseMessageRequest(fuzz::AsText(data, size));
-  if (auto* err = std::get_if<app::ApiError>(&result)) {
+  auto result = api::ParseMessageRequest(fuzz::AsText(data, size));
+  if (auto* err = std::get_if<api::ApiError>(&result)) {
     FUZZ_CHECK(err->status == 400);
     FUZZ_CHECK(!err->error.empty());
     return 0;
   }
-  const auto& request = std::get<app::MessageRequest>(result);
-  FUZZ_CHECK(!request.message.id.empty() && request.message.id.size() <= app::kMaxIdBytes);
+  const auto& request = std::get<api::MessageRequest>(result);
+  FUZZ_CHECK(!request.message.id.empty() && request.message.id.size() <= api::kMaxIdBytes);
   FUZZ_CHECK(!request.message.text.empty());
   const std::string& meta = request.message.metadata_json;
   if (!meta.empty()) {
-    FUZZ_CHECK(meta.size() <= app::kMaxMetadataBytes);
+    FUZZ_CHECK(meta.size() <= api::kMaxMetadataBytes);
     const auto parsed = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
     FUZZ_CHECK(parsed.is_object());
     if (!request.user_id.empty()) {

@@ -1,5 +1,5 @@
-// POST /embeddings/search bodies: app::ParseSearchRequest(body, 384), and the
-// paging cursor (app::ParseCursor / FormatCursor) on the same bytes.
+// POST /embeddings/search bodies: api::ParseSearchRequest(body, 384), and the
+// paging cursor (api::ParseCursor / FormatCursor) on the same bytes.
 // Invariants: a 400 with a code, or exactly one of query / a 384-number finite
 // vector, 1 <= limit <= kMaxLimit, offset < limit, filter values that are JSON;
 // FormatCursor(ParseCursor(x)) == x for canonical cursors, and every
@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/api_requests.h"
+#include "api/api_requests.h"
 #include "fuzz_common.h"
 
 using namespace embedstream;
@@ -29,18 +29,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text = fuzz::AsText(data, size);
-  auto result = app::ParseSearchRequest(text, kDim);
-  if (auto* err = std::get_if<app::ApiError>(&result)) {
+  auto result = api::ParseSearchRequest(text, kDim);
+  if (auto* err = std::get_if<api::ApiError>(&result)) {
     FUZZ_CHECK(err->status == 400);
     FUZZ_CHECK(!err->error.empty());
   } else {
-    const auto& request = std::get<app::SearchRequest>(result);
+    const auto& request = std::get<api::SearchRequest>(result);
     FUZZ_CHECK(request.query.empty() != request.vector.empty());
     if (!request.vector.empty()) {
       FUZZ_CHECK(request.vector.size() == kDim);
       for (float f : request.vector) FUZZ_CHECK(std::isfinite(f));
     }
-    FUZZ_CHECK(request.limit >= 1 && request.limit <= app::kMaxLimit);
+    FUZZ_CHECK(request.limit >= 1 && request.limit <= api::kMaxLimit);
     FUZZ_CHECK(request.offset < request.limit);
     for (const auto& [field, value] : request.filter.equals) {
       FUZZ_CHECK(!field.empty());
@@ -51,9 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The cursor decoder on the raw bytes (?cursor= arrives percent-decoded, so
   // any bytes at all).
-  if (auto offset = app::ParseCursor(text)) {
-    const std::string again = app::FormatCursor(*offset);
-    FUZZ_CHECK(app::ParseCursor(again) == offset);
+  if (auto offset = api::ParseCursor(text)) {
+    const std::string again = api::FormatCursor(*offset);
+    FUZZ_CHECK(api::ParseCursor(again) == offset);
     // Canonical (no leading zeros): the same text.
     if (text.size() == 1 || text.front() != '0') FUZZ_CHECK(again == text);
   }
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint64_t n = 0;
     for (size_t i = 0; i < sizeof(n); ++i) n = (n << 8) | data[i];
     n %= 1000000000000ull;  // what 12 digits hold
-    FUZZ_CHECK(app::ParseCursor(app::FormatCursor(n)) == n);
+    FUZZ_CHECK(api::ParseCursor(api::FormatCursor(n)) == n);
   }
   return 0;
 }
