@@ -159,6 +159,41 @@ class KafkaBroker:
         """Create a topic (replication 1); no error if it exists."""
         self._sh("create-topic", name, "--partitions", str(int(partitions)))
 
+    def run_class(self, *args: str, ok_codes: Sequence[int] = (0,),
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+        """A Kafka CLI tool: scripts/kafka.sh run-class CLASS ARGS..."""
+        cmd = ["bash", str(KAFKA_SH), "run-class", *args]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        except subprocess.TimeoutExpired as e:
+            raise KafkaBrokerError(f"{' '.join(cmd)}: no answer in {timeout} s") from e
+        if res.returncode not in ok_codes:
+            raise KafkaBrokerError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr}")
+        return res
+
+    def set_topic_config(self, topic: str, **configs: Union[str, int]) -> None:
+        """Alter topic configs, e.g. set_topic_config("t", **{"max.message.bytes": 1024})."""
+        pairs = ",".join(f"{k}={v}" for k, v in configs.items())
+        self.run_class("kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
+                       "--alter", "--entity-type", "topics", "--entity-name", topic,
+                       "--add-config", pairs)
+
+    def committed_offsets(self, group: str) -> "dict[tuple[str, int], int]":
+        """{(topic, partition): committed offset} of a consumer group; partitions
+        without a committed offset are left out ({} when the group has none)."""
+        res = self.run_class("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                             "--bootstrap-server", self.bootstrap, "--describe", "--group", group,
+                             "--offsets", ok_codes=(0, 1))
+        out = {}
+        for line in res.stdout.splitlines():
+            cols = line.split()
+            # GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+            if len(cols) >= 4 and cols[0] == group and cols[2].isdigit() and cols[3].isdigit():
+                out[(cols[1], int(cols[2]))] = int(cols[3])
+        if res.returncode != 0 and "does not exist" not in res.stdout + res.stderr:
+            raise KafkaBrokerError(f"describe group {group}: {res.stderr}")
+        return out
+
     def topics(self) -> "list[str]":
         out = self._sh("topics").stdout
         return [t for t in out.splitlines() if t.strip()]

@@ -1,124 +1,31 @@
 """Seed 002 (VectorStream) end to end: `embedstream gen ecommerce` events through a
 real Kafka broker, mapped by the config (id field, text template, payload fields),
-embedded and written into Qdrant — here the schema-validating Qdrant test server
-(tests/e2e/qdrant_server.py), since no Qdrant can be installed on this machine.
+embedded and written into Qdrant. The main flow runs against a real Qdrant when
+one is found (QDRANT_BIN, else ../shared/qdrant/bin/qdrant: qdrant_real.py), else
+against the schema-validating Qdrant test server (tests/e2e/qdrant_server.py);
+the fault cases always run against the test server, which can be told to fail.
+Each test prints which one ran ("qdrant: ...").
 
 What these tests prove:
 * 20,000 generated events all arrive as points: id = event_id, vector = the
-  model's (unit length), payload = the mapped fields + the rendered text; every
-  request we sent validated against Qdrant's OpenAPI schema (tests/fixtures/qdrant); a filtered
-  search (search.backend qdrant, product.category = X) returns only X.
-* Qdrant failing for 10 s mid-run: the sink's circuit breaker opens, intake
-  pauses, then everything arrives; no DLQ entry.
-* A point Qdrant refuses with 400: that record alone goes to the DLQ (reason
-  sink_rejected, after pipeline.retry_attempts tries), every other one arrives;
-  events the mapping cannot use go to the DLQ as missing_id / empty_text.
+  model's (unit length), payload = the mapped fields + the rendered text (with
+  the test server: every request we sent validated against Qdrant's OpenAPI
+  schema, tests/fixtures/qdrant); a filtered search (search.backend qdrant,
+  product.category = X) returns only X.
+* Qdrant failing for 10 s mid-run (test server): the sink's circuit breaker
+  opens, intake pauses, then everything arrives; no DLQ entry.
+* A point Qdrant refuses with 400 (test server): that record alone goes to the
+  DLQ (reason sink_rejected, after pipeline.retry_attempts tries), every other
+  one arrives; events the mapping cannot use go to the DLQ as missing_id /
+  empty_text.
 """
 import json
-import math
 import time
 import uuid
 
-import pytest
-
+from ecommerce_pipeline import Pipeline, assert_points_as_sent, wait_until
 from kafka_broker import kafka_broker  # noqa: F401  (pytest fixture)
-from qdrant_server import QdrantTestServer
-from service import Service
-
-PAYLOAD_FIELDS = ["event_type", "user_id", "session_id", "product.id", "product.category",
-                  "product.price", "timestamp"]
-
-
-def wait_until(pred, timeout, what, svc=None, poll=0.5):
-    deadline, last = time.time() + timeout, None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(poll)
-    tail = f"\nserve log:\n{svc.tail()}" if svc else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last}){tail}")
-
-
-class Pipeline:
-    """One input topic (+ output and DLQ), a Qdrant test server and a serve config."""
-
-    def __init__(self, run, broker, tmp_path, qdrant, partitions=3):
-        tag = uuid.uuid4().hex[:8]
-        self.run, self.broker, self.tmp = run, broker, tmp_path
-        self.input, self.output = f"ecommerce-events-{tag}", f"embeddings-{tag}"
-        self.dlq, self.group = f"{self.input}-dlq", f"embedstream-{tag}"
-        self.collection = f"ecommerce_{tag}"
-        for t in (self.input, self.output, self.dlq):
-            broker.create_topic(t, partitions)
-        self.qdrant = qdrant
-        self.config = tmp_path / f"serve-{tag}.yaml"
-        self.config.write_text(
-            "kafka:\n  mappings:\n    %s:\n      id_field: event_id\n"
-            "      text_template: \"{product.name}. {product.description}\"\n"
-            "      payload_fields: [%s]\n      timestamp_field: timestamp\n"
-            "sinks:\n  qdrant:\n    url: %s\n    collection: %s\n    batch_size: 256\n"
-            "    timeout_ms: 3000\n"
-            "pipeline:\n  retry_base_ms: 100\n  retry_max_ms: 1000\n"
-            "  breaker:\n    failure_threshold: 3\n    open_ms: 1000\n    open_max_ms: 3000\n"
-            % (self.input, ", ".join(PAYLOAD_FIELDS), qdrant.url, self.collection))
-
-    def generate(self, count, seed, rate=None):
-        """Events to the input topic, and the same events (same seed) to a file: {id: event}."""
-        path = self.tmp / f"events-{seed}.jsonl"
-        p = self.run(["gen", "ecommerce", "--count", str(count), "--seed", str(seed),
-                      "--output", str(path)], timeout=600)
-        assert p.returncode == 0, p.stderr.decode()
-        args = ["gen", "ecommerce", "--count", str(count), "--seed", str(seed),
-                "--topic", self.input, "--kafka-brokers", self.broker.bootstrap]
-        if rate:
-            args += ["--rate", str(rate)]
-        p = self.run(args, timeout=900)
-        assert p.returncode == 0, p.stderr.decode()
-        events = [json.loads(l) for l in path.read_text().split("\n") if l.strip()]
-        assert len(events) == count
-        return {e["event_id"]: e for e in events}
-
-    def serve(self, binary, model_dir, extra=()):
-        args = ["--config", str(self.config), "--kafka-brokers", self.broker.bootstrap,
-                "--group", self.group, "--input-topic", self.input, "--output-topic",
-                self.output, "--batch-max-wait-ms", "50", *extra]
-        svc = Service(binary, model_dir, args, self.tmp / f"serve-{self.group}.log")
-        svc.wait_ready()
-        return svc
-
-    def stored(self):
-        try:
-            return len(self.qdrant.points(self.collection))
-        except KeyError:
-            return 0
-
-    def dlq_records(self):
-        p = self.run(["consume", self.dlq, "--from-beginning", "--format", "json",
-                      "--idle-timeout-ms", "3000", "-b", self.broker.bootstrap], timeout=300)
-        assert p.returncode == 0, p.stderr.decode()
-        return [json.loads(l) for l in p.stdout.decode().split("\n") if l.strip()]
-
-
-def get_path(obj, dotted):
-    for k in dotted.split("."):
-        if not isinstance(obj, dict) or k not in obj:
-            return None
-        obj = obj[k]
-    return obj
-
-
-def expected_text(event):
-    name = (event.get("product") or {}).get("name") or ""
-    desc = (event.get("product") or {}).get("description") or ""
-    return ". ".join(x for x in (name.strip(), desc.strip()) if x)
-
-
-@pytest.fixture
-def qdrant():
-    with QdrantTestServer(port=0) as q:
-        yield q
-        assert q.schema_errors == [], f"requests that broke the Qdrant schema: {q.schema_errors[:3]}"
+from qdrant_real import qdrant, qdrant_test_server  # noqa: F401  (pytest fixtures)
 
 
 def test_20k_events_into_qdrant_with_payloads_and_filtered_search(run, binary, model_dir,
@@ -139,17 +46,7 @@ def test_20k_events_into_qdrant_with_payloads_and_filtered_search(run, binary, m
         stats = svc.stats()
     finally:
         assert svc.stop() == 0, svc.tail()
-    points = qdrant.points(pl.collection)
-    assert set(points) == set(events), "exactly the generated event ids, as point ids"
-    for eid in list(events)[::100]:  # 200 events in detail
-        e, p = events[eid], points[eid]
-        assert len(p["vector"]) == 384
-        assert abs(math.fsum(x * x for x in p["vector"]) - 1) < 1e-4
-        payload = p["payload"]
-        for f in PAYLOAD_FIELDS:
-            assert get_path(payload, f) == get_path(e, f), (f, payload, e)
-        assert payload["text"] == expected_text(e)
-        assert "name" not in payload.get("product", {}), "only the configured payload fields"
+    assert_points_as_sent(qdrant.points(pl.collection), events, every=100)  # 200 in detail
     assert found["count"] == 20
     assert all(h["metadata"]["product"]["category"] == target for h in found["results"])
     assert {h["metadata"]["product"]["category"] for h in unfiltered["results"]} != {target}
@@ -157,7 +54,9 @@ def test_20k_events_into_qdrant_with_payloads_and_filtered_search(run, binary, m
 
 
 def test_qdrant_down_10s_breaker_opens_intake_pauses_nothing_lost(run, binary, model_dir,
-                                                                   kafka_broker, tmp_path, qdrant):
+                                                                   kafka_broker, tmp_path,
+                                                                   qdrant_test_server):
+    qdrant = qdrant_test_server
     pl = Pipeline(run, kafka_broker, tmp_path, qdrant)
     events = pl.generate(4000, seed=11)
     svc = pl.serve(binary, model_dir)
@@ -190,7 +89,8 @@ def test_qdrant_down_10s_breaker_opens_intake_pauses_nothing_lost(run, binary, m
 
 
 def test_point_refused_with_400_goes_alone_to_dlq(run, binary, model_dir, kafka_broker, tmp_path,
-                                                  qdrant):
+                                                  qdrant_test_server):
+    qdrant = qdrant_test_server
     pl = Pipeline(run, kafka_broker, tmp_path, qdrant)
     events = pl.generate(1000, seed=23)
     bad = sorted(events)[17]

@@ -6,7 +6,6 @@ import base64
 import http.client
 import json
 import math
-import pathlib
 import random
 import subprocess
 import time
@@ -365,11 +364,7 @@ def test_dead_letters_too_large_for_the_dlq_topic_are_cut_and_nothing_unstored_i
     group's offsets move past them only then: a second instance on the group
     consumes nothing again."""
     t = Topics(run, kafka_broker)
-    repo = pathlib.Path(__file__).resolve().parents[2]
-    subprocess.run(["bash", "scripts/kafka.sh", "run-class", "kafka.admin.ConfigCommand",
-                    "--bootstrap-server", kafka_broker.bootstrap, "--alter", "--entity-type",
-                    "topics", "--entity-name", t.dlq, "--add-config", "max.message.bytes=1024"],
-                   cwd=repo, check=True, capture_output=True, timeout=120)
+    kafka_broker.set_topic_config(t.dlq, **{"max.message.bytes": 1024})
     lines, good, _ = make_input(30, 0, seed=5)
     # Unterminated JSON, incompressible (the producer compresses with lz4).
     big = [b'{"id": "big-%d", "text": "' % i + base64.b64encode(random.randbytes(4000))
