@@ -363,6 +363,9 @@ def test_sigterm_with_undeliverable_records_exits_0_and_commits_nothing_undelive
 
     inputs = positions(read(t.input))
     assert len(inputs) == 300
+    dead = read(t.dlq)
+    assert dead == [], (f"{len(dead)} records sent to the DLQ for an output failure, e.g. "
+                        f"{dead[0]['headers']}")
     snap = snapshot(kafka_broker, t.group, read, t.output, t.dlq)
     assert_commits_covered(snap, inputs, t.input, lambda r: json.loads(r["value"])["id"])
     assert not any(snap[0].values()), f"offsets committed for undelivered records: {snap[0]}"
