@@ -2,12 +2,12 @@
 
 #include <cstdio>
 
-#include "app/serve_config.h"
-#include "core/json_writer.h"
-#include "core/logging.h"
 #include "app/postgres_service.h"
 #include "app/runtime_adapters.h"
+#include "app/serve_config.h"
 #include "app/serve_pipelines.h"
+#include "core/json_writer.h"
+#include "core/logging.h"
 #include "pipeline/runtime.h"
 #include "sinks/pipeline_sinks.h"
 #include "sources/postgres_source.h"
@@ -139,10 +139,10 @@ int PgCommand::Run(const std::string& action) {
     const auto& st = src.stats();
     auto left = src.Count();
     if (!left || left->pending > 0) {
-      log->error("re-embedding stopped: {} rows written, {} failed rounds, {}", st.embedded.load(),
-                 st.errors.load(),
-                 left ? std::to_string(left->pending) + " rows still pending"
-                      : left.error().ToString());
+      log->error(
+          "re-embedding stopped: {} rows written, {} failed rounds, {}", st.embedded.load(),
+          st.errors.load(),
+          left ? std::to_string(left->pending) + " rows still pending" : left.error().ToString());
       return left ? 1 : ExitCodeOf(left.error());
     }
     w.Key("reembedded").Uint(st.embedded.load()).Key("model").String((*enc)->info().model_name);

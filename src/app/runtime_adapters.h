@@ -37,7 +37,7 @@ class LifecycleListener : public pipeline::Listener {
   Lifecycle events_;
   const std::string model_name_;
   const size_t dim_;
-  const bool completes_;  // false in text mode: the PostgreSQL source completes them
+  const bool completes_;          // false in text mode: the PostgreSQL source completes them
   const bool announce_received_;  // false: the source published message_received
 };
 

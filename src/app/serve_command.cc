@@ -13,8 +13,8 @@
 #include "api/qdrant_search.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
-#include "app/serve_pipelines.h"
 #include "app/qdrant_options.h"
+#include "app/serve_pipelines.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -183,8 +183,9 @@ int ServeCommand::Run() {
   }
   svc.pipelines = std::make_unique<PipelineSet>();
   {
-    PipelineContext ctx{*config, encoder_ref, embedder, svc.store.get(), svc.hub.get(),
-                        svc.messages ? &svc.messages->read_lock() : nullptr};
+    PipelineContext ctx{*config,       encoder_ref,
+                        embedder,      svc.store.get(),
+                        svc.hub.get(), svc.messages ? &svc.messages->read_lock() : nullptr};
     auto built = BuildPipelines(ctx, *svc.pipelines);
     if (!built) {
       log->error("{}", built.error().ToString());

@@ -348,8 +348,9 @@ Status ValidateSourceSinks(const ServeConfig& c) {
     const std::string where = "sources." + source + ".sinks";
     if (sinks.empty()) {
       return Error(errc::invalid_argument,
-                   where + " is empty: a source needs at least one sink (store, postgres, "
-                           "qdrant, kafka, jsonl)");
+                   where +
+                       " is empty: a source needs at least one sink (store, postgres, "
+                       "qdrant, kafka, jsonl)");
     }
     for (size_t i = 0; i < sinks.size(); ++i) {
       const std::string& sink = sinks[i];
@@ -368,8 +369,9 @@ Status ValidateSourceSinks(const ServeConfig& c) {
     }
     if (source == "kafka" && c.postgres.sink_mode == "text" && sinks.size() > 1) {
       return Error(errc::invalid_argument,
-                   where + ": sinks.postgres.mode text embeds nothing on the Kafka path, so it "
-                           "must be the only sink (the others need vectors)");
+                   where +
+                       ": sinks.postgres.mode text embeds nothing on the Kafka path, so it "
+                       "must be the only sink (the others need vectors)");
     }
   }
   return Status::Ok();

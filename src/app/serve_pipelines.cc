@@ -101,7 +101,6 @@ void WriteLegacyStats(JsonWriter& w, const PipelineSet& set, const BuiltSources&
     const auto lag = sources.kafka->Lag();
     int64_t total_lag = 0;
     for (const auto& l : lag) total_lag += std::max<int64_t>(0, l.lag);
-    const uint64_t batches = s.batches.load();
     w.Key("consumed")
         .Uint(s.read.load())
         .Key("embedded")
@@ -115,11 +114,9 @@ void WriteLegacyStats(JsonWriter& w, const PipelineSet& set, const BuiltSources&
         .Key("errors")
         .Uint(errors)
         .Key("batches")
-        .Uint(batches)
+        .Uint(s.batches.load())
         .Key("average_batch_size")
-        .Double(batches == 0
-                    ? 0.0
-                    : static_cast<double>(s.batch_records.load()) / static_cast<double>(batches))
+        .Double(s.average_batch_records())
         .Key("inflight")
         .Int(s.inflight_records.load())
         .Key("inflight_bytes")

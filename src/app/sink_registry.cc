@@ -31,8 +31,8 @@ Result<SinkPtr> OpenStore(const SinkContext& ctx) {
   if (ctx.store == nullptr) return Error(errc::invalid_argument, "store: the store is disabled");
   // HTTP ingest's messages are in the store already (its outbox): only the
   // vector is written, for the revision read.
-  const auto mode = ctx.source == "http" ? sinks::StoreSink::Mode::kOutbox
-                                         : sinks::StoreSink::Mode::kUpsert;
+  const auto mode =
+      ctx.source == "http" ? sinks::StoreSink::Mode::kOutbox : sinks::StoreSink::Mode::kUpsert;
   return SinkPtr(
       std::make_unique<sinks::StoreSink>(*ctx.store, ctx.encoder.info().model_name, mode));
 }
@@ -98,10 +98,11 @@ Result<std::vector<std::unique_ptr<pipeline::Sink>>> OpenSinks(const SinkContext
   std::vector<std::unique_ptr<pipeline::Sink>> out;
   for (const auto& name : ctx.config.SinksOf(ctx.source)) {
     const auto& specs = SinkRegistry();
-    auto it = std::find_if(specs.begin(), specs.end(),
-                           [&](const SinkSpec& s) { return name == s.name; });
+    auto it =
+        std::find_if(specs.begin(), specs.end(), [&](const SinkSpec& s) { return name == s.name; });
     if (it == specs.end()) {
-      return Error(errc::invalid_argument, "sources." + ctx.source + ".sinks: unknown sink " + name);
+      return Error(errc::invalid_argument,
+                   "sources." + ctx.source + ".sinks: unknown sink " + name);
     }
     auto sink = it->open(ctx);
     if (!sink) {

@@ -54,17 +54,15 @@ void CollectMetrics(std::string& out) {
   }
   source_family({"embedstream_source_batches_total", "Encoder batches per source", "counter"},
                 [](const SourcePipeline& p) { return static_cast<double>(p.stats().batches); });
-  source_family({"embedstream_source_inflight_records",
-                 "Records read and not yet acknowledged", "gauge"},
-                [](const SourcePipeline& p) {
-                  return static_cast<double>(p.stats().inflight_records.load());
-                });
-  source_family({"embedstream_source_inflight_bytes", "Their bytes", "gauge"},
-                [](const SourcePipeline& p) {
-                  return static_cast<double>(p.stats().inflight_bytes.load());
-                });
-  source_family({"embedstream_source_paused", "1 while intake is paused for backpressure",
-                 "gauge"},
+  source_family(
+      {"embedstream_source_inflight_records", "Records read and not yet acknowledged", "gauge"},
+      [](const SourcePipeline& p) {
+        return static_cast<double>(p.stats().inflight_records.load());
+      });
+  source_family(
+      {"embedstream_source_inflight_bytes", "Their bytes", "gauge"},
+      [](const SourcePipeline& p) { return static_cast<double>(p.stats().inflight_bytes.load()); });
+  source_family({"embedstream_source_paused", "1 while intake is paused for backpressure", "gauge"},
                 [](const SourcePipeline& p) { return p.stats().paused.load() ? 1.0 : 0.0; });
   auto sink_family = [&](const Family& f, auto value) {
     AppendMetricHeader(out, f.name, f.help, f.type);
@@ -77,11 +75,10 @@ void CollectMetrics(std::string& out) {
   sink_family({"embedstream_sink_circuit_state",
                "Circuit breaker per sink: 0 closed, 1 half-open, 2 open", "gauge"},
               [](const pipeline::SinkGuard& g) { return StateValue(g.breaker().state()); });
-  sink_family({"embedstream_sink_circuit_opened_total", "Times the sink's circuit breaker opened",
-               "counter"},
-              [](const pipeline::SinkGuard& g) {
-                return static_cast<double>(g.breaker().opened_total());
-              });
+  sink_family(
+      {"embedstream_sink_circuit_opened_total", "Times the sink's circuit breaker opened",
+       "counter"},
+      [](const pipeline::SinkGuard& g) { return static_cast<double>(g.breaker().opened_total()); });
   AppendMetricHeader(out, "embedstream_sink_records_total",
                      "Records per sink and outcome (written, refused for good)", "counter");
   for (const auto* p : all) {
@@ -94,15 +91,13 @@ void CollectMetrics(std::string& out) {
                    static_cast<double>(g->stats().refused.load()));
     }
   }
-  sink_family({"embedstream_sink_errors_total",
-               "Writes that found the sink unavailable (each retried)", "counter"},
-              [](const pipeline::SinkGuard& g) {
-                return static_cast<double>(g.stats().errors.load());
-              });
-  sink_family({"embedstream_sink_splits_total", "Batches split after a size refusal", "counter"},
-              [](const pipeline::SinkGuard& g) {
-                return static_cast<double>(g.stats().splits.load());
-              });
+  sink_family(
+      {"embedstream_sink_errors_total", "Writes that found the sink unavailable (each retried)",
+       "counter"},
+      [](const pipeline::SinkGuard& g) { return static_cast<double>(g.stats().errors.load()); });
+  sink_family(
+      {"embedstream_sink_splits_total", "Batches split after a size refusal", "counter"},
+      [](const pipeline::SinkGuard& g) { return static_cast<double>(g.stats().splits.load()); });
 }
 
 }  // namespace
@@ -129,9 +124,8 @@ SourcePipeline::SourcePipeline(std::unique_ptr<pipeline::Source> source,
                         LatencyBucketsSeconds(), {{"source", src}, {"stage", "embed"}});
   batch_size_ = &reg.GetHistogram("embedstream_batch_size_records", "Records per encoder batch",
                                   ExponentialBuckets(1, 2, 14), {{"source", src}});
-  batch_tokens_ =
-      &reg.GetHistogram("embedstream_batch_size_tokens", "Tokens per encoder batch",
-                        ExponentialBuckets(16, 2, 12), {{"source", src}});
+  batch_tokens_ = &reg.GetHistogram("embedstream_batch_size_tokens", "Tokens per encoder batch",
+                                    ExponentialBuckets(16, 2, 12), {{"source", src}});
   const bool embed = options.runtime.embed && embedder != nullptr;
   runtime_ = std::make_unique<pipeline::Runtime>(*source_, embed ? embedder : nullptr,
                                                  std::move(raw), options.runtime);
@@ -178,7 +172,6 @@ std::vector<std::string> SourcePipeline::sink_names() const {
 
 void SourcePipeline::WriteSourceJson(JsonWriter& w) const {
   const auto& s = runtime_->stats();
-  const uint64_t batches = s.batches.load();
   w.BeginObject()
       .Key("read")
       .Uint(s.read.load())
@@ -191,11 +184,9 @@ void SourcePipeline::WriteSourceJson(JsonWriter& w) const {
       .Key("acked")
       .Uint(s.acked.load())
       .Key("batches")
-      .Uint(batches)
+      .Uint(s.batches.load())
       .Key("average_batch_size")
-      .Double(batches == 0
-                  ? 0.0
-                  : static_cast<double>(s.batch_records.load()) / static_cast<double>(batches))
+      .Double(s.average_batch_records())
       .Key("inflight_records")
       .Int(s.inflight_records.load())
       .Key("inflight_bytes")
@@ -282,8 +273,8 @@ void PipelineSet::WriteJson(JsonWriter& w) const {
   w.EndObject();
   struct Sum {
     pipeline::CircuitBreaker::State state = pipeline::CircuitBreaker::State::kClosed;
-    uint64_t opened_total = 0, rejected_calls = 0, written = 0, refused = 0, writes = 0,
-             errors = 0, retries = 0, splits = 0;
+    uint64_t opened_total = 0, rejected_calls = 0, written = 0, refused = 0, writes = 0, errors = 0,
+             retries = 0, splits = 0;
     int consecutive_failures = 0;
     bool available = true;
     std::vector<std::string> sources;

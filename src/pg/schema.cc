@@ -74,8 +74,9 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
   // add, and it would queue behind (and in front of) the row locks another
   // process's source holds on these tables: alter only what is missing.
   if (o.add_metadata_column && TypeOf(*cols, "metadata") == nullptr) {
-    if (auto r = conn.Exec("ALTER TABLE " + s.text_table + " ADD COLUMN IF NOT EXISTS metadata jsonb",
-                           PGRES_COMMAND_OK, "adding metadata to " + o.text_table);
+    if (auto r =
+            conn.Exec("ALTER TABLE " + s.text_table + " ADD COLUMN IF NOT EXISTS metadata jsonb",
+                      PGRES_COMMAND_OK, "adding metadata to " + o.text_table);
         !r) {
       return r.error();
     }

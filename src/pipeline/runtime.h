@@ -77,6 +77,11 @@ struct RuntimeStats {
   std::atomic<int64_t> inflight_bytes{0};
   std::atomic<bool> paused{false};
   std::atomic<bool> running{false};
+
+  double average_batch_records() const {
+    const uint64_t b = batches.load();
+    return b == 0 ? 0.0 : static_cast<double>(batch_records.load()) / static_cast<double>(b);
+  }
 };
 
 class Runtime {

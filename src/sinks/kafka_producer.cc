@@ -98,7 +98,13 @@ Status KafkaProducer::Produce(const std::string& topic, const std::string& key,
   if (err == RdKafka::ERR__QUEUE_FULL) {
     return Error(errc::unavailable, "producer queue full");
   }
-  return Error(errc::invalid_argument, "produce to " + topic + ": " + RdKafka::err2str(err));
+  // Only the record's size is the record's fault; anything else (an unknown
+  // topic with auto-create off, a fatal idempotence error, a closed client)
+  // is the producer's or the cluster's: io_error, retried by the caller.
+  const bool record_fault =
+      err == RdKafka::ERR_MSG_SIZE_TOO_LARGE || err == RdKafka::ERR_INVALID_MSG_SIZE;
+  return Error(record_fault ? errc::invalid_argument : errc::io_error,
+               "produce to " + topic + ": " + RdKafka::err2str(err));
 }
 
 void KafkaProducer::Poll(int timeout_ms) { impl_->producer->poll(timeout_ms); }

@@ -41,8 +41,9 @@ class KafkaProducer {
   ~KafkaProducer();
 
   // Queues one record. Error(unavailable) when the local queue is full (call
-  // Poll and try again); Error(invalid_argument) for a record the client
-  // rejects outright (e.g. too large).
+  // Poll and try again); Error(invalid_argument) for a record too large for
+  // the client (the record's fault); Error(io_error) for any other refusal
+  // (an unknown topic, a fatal producer error: not the record's fault).
   Status Produce(const std::string& topic, const std::string& key, const std::string& value,
                  const std::vector<std::pair<std::string, std::string>>& headers, uint64_t token);
   // Serves delivery reports (calls the listener) for up to timeout_ms.

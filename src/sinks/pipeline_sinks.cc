@@ -69,8 +69,10 @@ WriteResult KafkaTopicSink::Write(std::span<const pipeline::SinkItem> items) {
       producer_->Poll(50);  // the local queue is full: let deliveries drain
     }
     if (!st.ok()) {
-      // The client refuses it before sending: too large for message.max.bytes.
-      deliveries_[i] = Delivery{true, false, true, st.error().message};
+      // Refused before sending: too large for message.max.bytes is this
+      // record's fault; any other refusal is the producer's (kUnavailable).
+      deliveries_[i] =
+          Delivery{true, false, st.error().code == errc::invalid_argument, st.error().message};
     }
   }
   const auto until = Clock::now() + std::chrono::milliseconds(options_.delivery_wait_ms);

@@ -199,8 +199,9 @@ pipeline::WriteResult KafkaSource::SendLetters(std::span<const pipeline::DeadLet
       if (st.ok() || st.error().code != errc::unavailable) break;
       dlq_->Poll(50);  // the local queue is full: let deliveries drain
     }
-    if (!st.ok()) {  // refused by the client before sending (its size, mostly)
-      deliveries_[token] = Delivery{true, false, true, st.error().message};
+    if (!st.ok()) {  // refused by the client before sending: too large, or the producer failed
+      deliveries_[token] =
+          Delivery{true, false, st.error().code == errc::invalid_argument, st.error().message};
     }
     // Cut letters go one at a time: the topic's max.message.bytes bounds a
     // whole record batch, and several cut letters together may pass it.

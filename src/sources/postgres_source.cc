@@ -63,9 +63,13 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Connect(PostgresSourceOp
   if (!schema) return schema.error();
   self->schema_ = std::move(*schema);
   const pg::Schema& s = self->schema_;
+  // Re-embedding (pg reembed) also takes rows whose stored vector or progress
+  // names another model.
   self->pending_predicate_ =
       "(p.id IS NULL OR p.text_md5 IS DISTINCT FROM md5(t." + s.text_column + ")" +
-      (o.reembed_other_models ? " OR p.model_name IS DISTINCT FROM $2::text)" : ")");
+      (o.reembed_other_models ? " OR p.model_name IS DISTINCT FROM $2::text OR (e.id IS NOT NULL "
+                                "AND e.model_name IS DISTINCT FROM $2::text))"
+                              : ")");
   std::string dlq = o.schema.embeddings_table + "_dead_letters";
   if (dlq.size() > kMaxIdentifierBytes) dlq.resize(kMaxIdentifierBytes);
   self->dead_letter_table_ = c.Quote(dlq);
@@ -117,8 +121,7 @@ Status PostgresSource::Ready(Lane& lane, bool listen) {
   return {};
 }
 
-Result<std::vector<pipeline::Record>> PostgresSource::ClaimRows(size_t max_records,
-                                                                bool& no_lane) {
+Result<std::vector<pipeline::Record>> PostgresSource::ClaimRows(size_t max_records, bool& no_lane) {
   no_lane = false;
   size_t free_lane = lanes_.size();
   for (size_t i = 0; i < lanes_.size(); ++i) {
@@ -143,7 +146,8 @@ Result<std::vector<pipeline::Record>> PostgresSource::ClaimRows(size_t max_recor
   std::vector<std::string> params = {std::to_string(limit)};
   if (options_.reembed_other_models) params.push_back(options_.schema.model_name);
   const std::string from = " FROM " + s.text_table + " t LEFT JOIN " + s.progress_table +
-                           " p ON p.id = t." + s.id_column + " WHERE t." + s.text_column +
+                           " p ON p.id = t." + s.id_column + " LEFT JOIN " + s.embeddings_table +
+                           " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column +
                            " IS NOT NULL AND " + pending_predicate_;
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
   // Lock up to `limit` pending rows no other claim (here or elsewhere) holds.
@@ -208,8 +212,7 @@ Status PostgresSource::Finish(Claim& claim) {
   };
   const pg::Schema& s = schema_;
   auto marked = c.ExecParams(
-      "INSERT INTO " + s.progress_table + " (id, text_md5, model_name) SELECT u.id::" +
-          s.id_type +
+      "INSERT INTO " + s.progress_table + " (id, text_md5, model_name) SELECT u.id::" + s.id_type +
           ", u.md5, $3::text FROM unnest($1::text[], $2::text[]) AS u(id, md5) ON CONFLICT (id) "
           "DO UPDATE SET text_md5 = excluded.text_md5, model_name = excluded.model_name, done_at "
           "= now()",
@@ -357,9 +360,9 @@ Result<PendingCounts> PostgresSource::Count() {
       ", 0), count(e_id) FILTER (WHERE e_emb), count(e_id) FILTER (WHERE e_emb AND e_model IS "
       "DISTINCT FROM $1::text) FROM (SELECT " +
       created + ", e.id AS e_id, e.embedding IS NOT NULL AS e_emb, e.model_name AS e_model, " +
-      pending_predicate_ + " AS pending FROM " + s.text_table + " t LEFT JOIN " +
-      s.progress_table + " p ON p.id = t." + s.id_column + " LEFT JOIN " + s.embeddings_table +
-      " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column + " IS NOT NULL) t";
+      pending_predicate_ + " AS pending FROM " + s.text_table + " t LEFT JOIN " + s.progress_table +
+      " p ON p.id = t." + s.id_column + " LEFT JOIN " + s.embeddings_table + " e ON e.id = t." +
+      s.id_column + " WHERE t." + s.text_column + " IS NOT NULL) t";
   pg::Connection& c = *listen_.conn;
   auto r = c.WithReconnect<pg::ResultPtr>(
       [&] { return c.ExecParams(query, params, PGRES_TUPLES_OK, "counting pending rows"); });

@@ -52,8 +52,8 @@ namespace embedstream::sources {
 
 struct PostgresSourceOptions {
   pg::ConnectionOptions connection;
-  pg::SchemaOptions schema;    // tables, columns; dim and model_name from the model
-  size_t claim_max_rows = 512;  // rows locked per claim at most
+  pg::SchemaOptions schema;      // tables, columns; dim and model_name from the model
+  size_t claim_max_rows = 512;   // rows locked per claim at most
   size_t claim_connections = 4;  // claims in flight at most (one connection each)
   std::chrono::milliseconds poll_interval{5000};
   std::chrono::milliseconds stats_interval{2000};  // pending count refresh

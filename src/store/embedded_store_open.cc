@@ -151,7 +151,8 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
   }
   if (auto s = w.Exec(kSchema); !s) return s.error();
   {
-    auto has = w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'acked_revision'");
+    auto has =
+        w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'acked_revision'");
     if (!has) return has.error();
     auto row = has->Step();
     if (!row) return row.error();

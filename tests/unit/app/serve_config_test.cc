@@ -14,13 +14,28 @@ namespace {
 class ServeConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* k :
-         {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_ID", "KAFKA_INPUT_TOPICS", "KAFKA_INPUT_TOPIC",
-          "KAFKA_OUTPUT_TOPIC", "KAFKA_DLQ_TOPIC", "PORT", "EMBEDSTREAM_HTTP_PORT",
-          "EMBEDSTREAM_HTTP_HOST", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME",
-          "DATABASE_USER", "DATABASE_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION",
-          "EMBEDSTREAM_AUTH_TOKEN", "EMBEDSTREAM_AUTH_READ_TOKEN", "EMBEDSTREAM_HTTP_SINKS",
-          "EMBEDSTREAM_KAFKA_SINKS", "EMBEDSTREAM_POSTGRES_SINKS"}) {
+    for (const char* k : {"KAFKA_BOOTSTRAP_SERVERS",
+                          "KAFKA_GROUP_ID",
+                          "KAFKA_INPUT_TOPICS",
+                          "KAFKA_INPUT_TOPIC",
+                          "KAFKA_OUTPUT_TOPIC",
+                          "KAFKA_DLQ_TOPIC",
+                          "PORT",
+                          "EMBEDSTREAM_HTTP_PORT",
+                          "EMBEDSTREAM_HTTP_HOST",
+                          "DATABASE_HOST",
+                          "DATABASE_PORT",
+                          "DATABASE_NAME",
+                          "DATABASE_USER",
+                          "DATABASE_PASSWORD",
+                          "QDRANT_URL",
+                          "QDRANT_API_KEY",
+                          "QDRANT_COLLECTION",
+                          "EMBEDSTREAM_AUTH_TOKEN",
+                          "EMBEDSTREAM_AUTH_READ_TOKEN",
+                          "EMBEDSTREAM_HTTP_SINKS",
+                          "EMBEDSTREAM_KAFKA_SINKS",
+                          "EMBEDSTREAM_POSTGRES_SINKS"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -265,7 +280,8 @@ TEST_F(ServeConfigTest, EverySourceNamesItsSinksAndOlderKeysGiveTheDefaults) {
   auto c = LoadServeConfig(f);
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   EXPECT_EQ(c->Sources(), (std::vector<std::string>{"http", "kafka"}));
-  EXPECT_EQ(c->SinksOf("kafka"), (std::vector<std::string>{"store", "postgres", "qdrant", "kafka"}));
+  EXPECT_EQ(c->SinksOf("kafka"),
+            (std::vector<std::string>{"store", "postgres", "qdrant", "kafka"}));
   EXPECT_EQ(c->SinksOf("http"), (std::vector<std::string>{"store"}));
   f.pg_sink = "text";
   f.qdrant_url.clear();

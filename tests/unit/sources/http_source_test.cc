@@ -92,9 +92,9 @@ void RunUntil(EmbeddedStore& store, RecordingSink& sink, Done done) {
 TEST(StoreOutbox, PutMessagesAreInTheOutboxInQueuedOrderUntilDelivered) {
   TempDir dir("outbox");
   auto store = OpenStore(dir);
-  ASSERT_TRUE(store->PutMessages(std::vector<store::NewMessage>{{"a", "one", ""},
-                                                                {"b", "two", ""},
-                                                                {"c", "three", ""}})
+  ASSERT_TRUE(store
+                  ->PutMessages(std::vector<store::NewMessage>{
+                      {"a", "one", ""}, {"b", "two", ""}, {"c", "three", ""}})
                   .ok());
   EmbeddedStore::OutboxCursor cursor;
   auto first = store->NextOutbox(cursor, 2);
@@ -144,7 +144,8 @@ TEST(StoreOutbox, ARequeuedTextComesAgainAndAStaleDeliveryChangesNothing) {
 TEST(StoreOutbox, RowsFromPutEmbeddedAreNotInTheOutbox) {
   TempDir dir("outbox-embedded");
   auto store = OpenStore(dir);
-  std::vector<store::EmbeddedMessage> rows = {{"k1", "from kafka", "", std::vector<float>(kDim, 0.5f)}};
+  std::vector<store::EmbeddedMessage> rows = {
+      {"k1", "from kafka", "", std::vector<float>(kDim, 0.5f)}};
   ASSERT_TRUE(store->PutEmbedded(rows, "m").ok());
   rows[0].text = "changed in kafka";
   ASSERT_TRUE(store->PutEmbedded(rows, "m").ok());
@@ -173,7 +174,9 @@ TEST(HttpIngestSource, MessagesNotDeliveredBeforeAStopAreReadAgainAfterARestart)
   TempDir dir("http-source-restart");
   {
     auto store = OpenStore(dir);
-    ASSERT_TRUE(store->PutMessages(std::vector<store::NewMessage>{{"x", "one", ""}, {"y", "two", ""}}).ok());
+    ASSERT_TRUE(
+        store->PutMessages(std::vector<store::NewMessage>{{"x", "one", ""}, {"y", "two", ""}})
+            .ok());
     RecordingSink down;
     down.down = true;  // never takes them: nothing is acked
     RunUntil(*store, down, [](const pipeline::RuntimeStats& s) { return s.read.load() >= 2; });
@@ -189,14 +192,18 @@ TEST(StoreOutbox, AStoreFromBeforeTheOutboxRedeliversNothingItHadEmbedded) {
   TempDir dir("outbox-migrate");
   {
     auto store = OpenStore(dir);
-    ASSERT_TRUE(store->PutMessages(std::vector<store::NewMessage>{{"done", "t1", ""}, {"todo", "t2", ""}}).ok());
+    ASSERT_TRUE(
+        store->PutMessages(std::vector<store::NewMessage>{{"done", "t1", ""}, {"todo", "t2", ""}})
+            .ok());
     ASSERT_TRUE(store->StoreEmbeddings({{"done", std::vector<float>(kDim, 0.5f), 0}}, "m").ok());
   }
   {
     // Make it a store written before acked_revision existed.
     auto db = store::internal::SqliteDb::Open(dir.path() / "store.db", false);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE(db->Exec("DROP INDEX messages_outbox; ALTER TABLE messages DROP COLUMN acked_revision").ok());
+    ASSERT_TRUE(
+        db->Exec("DROP INDEX messages_outbox; ALTER TABLE messages DROP COLUMN acked_revision")
+            .ok());
   }
   auto store = OpenStore(dir);
   EmbeddedStore::OutboxCursor cursor;
