@@ -134,6 +134,18 @@ int ServeCommand::Run() {
     std::printf("%s\n", ServeConfigJson(*config).c_str());
     return 0;
   }
+  if (config->store_enabled && config->search_backend == "embedded") {
+    bool searchable = false;
+    for (const auto& source : config->Sources()) {
+      for (const auto& sink : config->SinksOf(source)) searchable = searchable || sink == "store";
+    }
+    if (!searchable) {
+      log->warn(
+          "search.backend is embedded but no source writes to the store sink: "
+          "POST /embeddings/search finds nothing (add store to a source's sinks, or set "
+          "search.backend postgres or qdrant)");
+    }
+  }
   EncoderFlags enc_flags = encoder;
   if (enc_flags.batch_tokens_max < 0) {
     enc_flags.batch_tokens_max = static_cast<long>(config->batch_max_tokens);

@@ -165,7 +165,12 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
   }
   auto out = sink_->Upsert(points);
   if (!out) {
-    if (sink_->last_http_status() == 413) return WriteResult::TooLarge(out.error().message);
+    // 413, or a large body cut off in transit: split (one point alone is
+    // too large only on a 413; cut off, it is the sink's fault).
+    if (sink_->last_http_status() == 413 ||
+        (items.size() > 1 && sink_->last_failure_may_be_size())) {
+      return WriteResult::TooLarge(out.error().message);
+    }
     return WriteResult::Unavailable(out.error().message);
   }
   WriteResult r;

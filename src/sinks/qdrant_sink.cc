@@ -16,6 +16,9 @@
 namespace embedstream::sinks {
 namespace {
 
+// Bodies above this that are cut off in transit count as refused for their size.
+constexpr size_t kLargeBodyBytes = 1 << 20;
+
 using json = nlohmann::json;
 
 constexpr size_t kErrorBodyMax = 300;  // characters of a non-JSON error body kept
@@ -102,6 +105,9 @@ struct QdrantSink::Impl {
   std::string base;                     // url without a trailing '/'
   std::string collection_path;          // /collections/<escaped name>
   long last_status = 0;
+  // The last request was a large body cut off in transit (reset, timeout, no
+  // answer): a proxy or the server may refuse bodies of that size that way.
+  bool last_cut_large = false;
   bool collection_checked = false;  // EnsureCollection succeeded once
   char curl_error[CURL_ERROR_SIZE] = {};
   std::shared_ptr<spdlog::logger> logger = GetLogger("qdrant_sink");
@@ -181,8 +187,13 @@ Result<HttpAnswer> QdrantSink::Impl::Request(const char* method, const std::stri
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, plain_headers);
   }
   const CURLcode rc = curl_easy_perform(curl);
+  last_cut_large = false;
   if (rc != CURLE_OK) {
     last_status = 0;
+    last_cut_large =
+        body != nullptr && body->size() > kLargeBodyBytes &&
+        (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_OPERATION_TIMEDOUT ||
+         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
     const std::string why = curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc);
     const errc code = (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
                           ? errc::invalid_argument
@@ -309,6 +320,10 @@ QdrantSink::QdrantSink(QdrantSinkOptions options)
 QdrantSink::~QdrantSink() = default;
 
 long QdrantSink::last_http_status() const { return impl_->last_status; }
+
+bool QdrantSink::last_failure_may_be_size() const {
+  return impl_->last_status == 413 || impl_->last_cut_large;
+}
 
 Result<std::unique_ptr<QdrantSink>> QdrantSink::Connect(const QdrantSinkOptions& options) {
   if (options.dim == 0) return Error(errc::invalid_argument, "QdrantSinkOptions.dim is not set");

@@ -121,6 +121,10 @@ class QdrantSink {
   // HTTP status of the last answer (0: none, transport error). 401/403 tell a
   // refused API key apart from an outage when a call returns unavailable.
   long last_http_status() const;
+  // The last call failed for the size of its body: HTTP 413, or a body over
+  // 1 MiB cut off in transit (connection reset, timeout, no answer), as
+  // proxies refuse large bodies. Smaller pieces may go through.
+  bool last_failure_may_be_size() const;
   const QdrantSinkOptions& options() const { return options_; }
 
  private:

@@ -236,6 +236,7 @@ void PostgresSource::Ack(std::span<const pipeline::Record* const> records) {
       GetLogger("postgres")
           ->warn("postgres source: committing {} rows failed ({}); they are pending again",
                  claim.ids.size(), st.error().ToString());
+      wake_ = true;  // claim them again
     } else {
       stats_.embedded.fetch_add(claim.ids.size(), std::memory_order_relaxed);
       stats_.batches.fetch_add(1, std::memory_order_relaxed);
@@ -285,6 +286,10 @@ pipeline::ReadBatch PostgresSource::Read(size_t max_records, std::chrono::millis
   }
   if (now < retry_at_) {
     WaitForNotify(std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now)));
+    return out;
+  }
+  if (!wake_ && options_.finite && claims_.empty()) {
+    out.end = true;  // the last claim found nothing, and every claim is done
     return out;
   }
   if (!wake_) {
