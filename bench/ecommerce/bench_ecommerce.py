@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""bench_ecommerce (issue 6): seed 002 e-commerce events through Kafka -> embedstream
-serve (mapping + template) -> embeddings topic + Qdrant, against a real broker and
-the Qdrant test server, printed beside the standalone encoder on the same rendered
+"""bench_ecommerce (issues 6 and 13): seed 002 e-commerce events through Kafka ->
+embedstream serve (mapping + template) -> embeddings topic + Qdrant (+ the embedded
+store with --store), against a real broker and a real Qdrant (when found; else the
+Qdrant test server), printed beside the standalone encoder on the same rendered
 texts and beside seed 002's targets, in one run.
 
-  python3 bench/ecommerce/bench_ecommerce.py [--events 20000] [--seconds 60]
+  python3 bench/ecommerce/bench_ecommerce.py [--events 20000] [--seconds 60] [--store]
+      [--qdrant auto|real|test]
+
+Qdrant: --qdrant auto (the default) runs the real server ($QDRANT_BIN, else
+../shared/qdrant/bin/qdrant, via tests/e2e/qdrant_real.RealQdrant) when it is
+found and the schema-validating test server (tests/e2e/qdrant_server.py) when
+not; it prints which. --qdrant real fails without the binary; --qdrant test
+always takes the test server.
 
 Steps (one run, one machine):
  1. `embedstream gen ecommerce --seed S --output` -> events; the texts rendered as
@@ -16,10 +24,11 @@ Steps (one run, one machine):
  3. Full load: the same events (same seed) fill a 3-partition topic first, then
     `serve` drains it into the output topic and Qdrant. Throughput = events over
     the span of the output records' broker timestamps (also: time until Qdrant
-    held every point). The Qdrant test server runs as its own process; its CPU
-    time during the drain is measured, to tell whether it limits throughput.
+    held every point). Qdrant (real or the test server) runs as its own
+    process; its CPU time during the drain is measured, to tell whether it limits
+    throughput; so is each sink's write time (embedstream_sink_write_seconds).
  4. Full load without the Qdrant sink (same input topic, new group): separates
-    the cost of the test server from the pipeline's own (skip: --no-compare).
+    the cost of Qdrant from the pipeline's own (skip: --no-compare).
  5. 50% load: `gen ecommerce --now --rate R` with R = half the full-load rate
     (with Qdrant) into a fresh topic while serve runs; latency = the output
     record's broker timestamp - its `input_timestamp` (= the event's own
@@ -39,6 +48,8 @@ import uuid
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests/e2e"))
+sys.path.insert(0, str(REPO / "bench"))
+import benchlib  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 from service import Service, free_port  # noqa: E402
 
@@ -156,14 +167,9 @@ def proc_cpu_seconds(pid):
     return (int(f[11]) + int(f[12])) / tick
 
 
-def metric(text, name, labels=None):
-    for line in text.split("\n"):
-        if not line.startswith(name):
-            continue
-        head, _, val = line.rpartition(" ")
-        if head == name or (labels and head.startswith(name + "{") and labels in head):
-            return float(val)
-    return None
+def metric(text, name, **labels):
+    """The sum of the series of `name` with those labels (every source's when none)."""
+    return benchlib.metric_sum(benchlib.parse_metrics(text), name, **labels)
 
 
 class QdrantProc:
@@ -199,6 +205,48 @@ class QdrantProc:
             self.proc.kill()
         self.log.close()
 
+    kind = "test"
+    describe = "the Qdrant test server (tests/e2e/qdrant_server.py, schema-validating, Python)"
+
+
+class RealQdrantProc:
+    """A real Qdrant (tests/e2e/qdrant_real.RealQdrant) behind QdrantProc's interface."""
+
+    kind = "real"
+
+    def __init__(self, binary):
+        from qdrant_real import RealQdrant
+        self.q = RealQdrant(binary).start()
+        self.url = self.q.url
+        self.describe = f"real Qdrant {self.q.version} ({binary})"
+
+    def points(self, collection):
+        from qdrant_real import point_count
+        return point_count(self.q, collection)
+
+    def cpu(self):
+        return benchlib.cpu_seconds(self.q.proc.pid)
+
+    def stats(self):
+        return None
+
+    def stop(self):
+        self.q.close()
+
+
+def open_qdrant(which, work):
+    """--qdrant auto|real|test -> a started server; says which."""
+    from qdrant_real import find_binary
+    binary = find_binary() if which in ("auto", "real") else None
+    if which == "real" and binary is None:
+        sys.exit("--qdrant real: no Qdrant binary (set QDRANT_BIN, or ../shared/qdrant/bin/qdrant)")
+    q = RealQdrantProc(binary) if binary is not None else QdrantProc(work / "qdrant.log")
+    if which == "auto" and binary is None:
+        print("[bench] qdrant: REAL QDRANT NOT FOUND (QDRANT_BIN, ../shared/qdrant/bin/qdrant); "
+              "using the test server", file=sys.stderr, flush=True)
+    print(f"[bench] qdrant: {q.describe} at {q.url}", file=sys.stderr, flush=True)
+    return q
+
 
 def write_config(path, topic, qdrant_url=None, collection=None):
     text = ("kafka:\n  mappings:\n    %s:\n      id_field: event_id\n"
@@ -223,6 +271,8 @@ def main():
     ap.add_argument("--store", action="store_true",
                     help="also write the embedded store (default: --no-store; sinks = "
                          "output topic + Qdrant)")
+    ap.add_argument("--qdrant", choices=["auto", "real", "test"], default="auto",
+                    help="auto (default): the real Qdrant when found, else the test server")
     ap.add_argument("--no-compare", action="store_true",
                     help="skip the full-load run without the Qdrant sink")
     ap.add_argument("--binary", default=os.environ.get("EMBEDSTREAM_BIN",
@@ -254,21 +304,27 @@ def main():
     chars = [len(t) for _, t in texts]
     log(f"{len(events)} events, {sum(tok)} tokens (wordpiece, incl. [CLS]/[SEP])")
 
-    # 2. The standalone encoder on the same texts.
-    t0 = time.time()
-    p = subprocess.run([str(binary), "embed", "--input", str(work / "texts.jsonl")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    embed_wall = time.time() - t0
-    m = re.search(rb"encoder time ([0-9.]+) s \(([0-9.]+) records/s\)", p.stderr)
-    if p.returncode != 0 or not m:
-        sys.exit(f"embed failed: {p.stderr.decode()[-2000:]}")
-    encoder_s, encoder_rate = float(m.group(1)), float(m.group(2))
-    log(f"standalone encoder: {encoder_rate:.1f} records/s ({encoder_s:.1f} s encoder time, "
-        f"{embed_wall:.1f} s wall)")
+    # 2. The standalone encoder on the same texts: now, and again at the end (the
+    # cores are shared: the better of the two is the peer, which is the harder bar).
+    def standalone_encoder(when):
+        load0, t0 = benchlib.loadavg(), time.time()
+        p = subprocess.run([str(binary), "embed", "--input", str(work / "texts.jsonl")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.time() - t0
+        m = re.search(rb"encoder time ([0-9.]+) s \(([0-9.]+) records/s\)", p.stderr)
+        if p.returncode != 0 or not m:
+            sys.exit(f"embed failed: {p.stderr.decode()[-2000:]}")
+        r = {"when": when, "s": float(m.group(1)), "rate": float(m.group(2)),
+             "load": f"{load0} -> {benchlib.loadavg()}"}
+        log(f"standalone encoder ({when}): {r['rate']:.1f} records/s ({r['s']:.1f} s encoder "
+            f"time, {wall:.1f} s wall; load average {r['load']})")
+        return r
+
+    encoders = [standalone_encoder("at start")]
 
     broker = KafkaBroker()
     broker.start()
-    qdrant = QdrantProc(work / "qdrant.log")
+    qdrant = open_qdrant(args.qdrant, work)
     results = {}
     try:
         # 3./4. Full load: fill the topic, then drain it.
@@ -294,30 +350,36 @@ def main():
                           work / f"full-{name}.log")
             svc.wait_ready()
             t_ready, q_cpu0, s_cpu0 = time.time(), qdrant.cpu(), proc_cpu_seconds(svc.proc.pid)
-            r = {"qdrant": with_qdrant}
+            r = {"qdrant": with_qdrant, "load_start": benchlib.loadavg()}
             try:
-                if with_qdrant:
-                    deadline = time.time() + 3600
-                    while qdrant.points(collection) < args.events and time.time() < deadline:
-                        time.sleep(1)
-                    r["qdrant_done_s"] = time.time() - t_ready
-                    r["qdrant_points"] = qdrant.points(collection)
-                    # the last output records are produced right after the last upsert
-                out = consume_all(binary, broker, tout, args.events, timeout=3600)
+                # Every sink (output topic, Qdrant, store) has every event: /stats acked.
+                t_acked = benchlib.wait_acked(svc, args.events, "kafka", timeout=3600)
+                if t_acked is None:
+                    sys.exit(f"not every event acked after 3600 s: {svc.get('/stats')[1]}")
+                r["acked_s"] = t_acked - t_ready
                 r["wall_s"] = time.time() - t_ready
                 r["qdrant_cpu_s"] = qdrant.cpu() - q_cpu0
                 r["serve_cpu_s"] = proc_cpu_seconds(svc.proc.pid) - s_cpu0
+                r["load_end"] = benchlib.loadavg()
                 metrics = svc.get("/metrics")[1]
+                if with_qdrant:
+                    r["qdrant_points"] = qdrant.points(collection)
+                out = consume_all(binary, broker, tout, args.events, timeout=3600)
             finally:
                 svc.stop()
-            ts = sorted(x["timestamp_ms"] for x in out)
+            ts = sorted(x["timestamp_ms"] / 1000.0 for x in out)
             r["outputs"] = len(out)
-            r["span_s"] = (ts[-1] - ts[0]) / 1000.0
-            r["rate"] = (len(ts) - 1) / r["span_s"]
-            r["embed_s"] = metric(metrics, "embedstream_stage_latency_seconds_sum", 'stage="embed"')
-            r["tokens"] = metric(metrics, "embedstream_batch_size_tokens_sum")
-            r["batches"] = metric(metrics, "embedstream_batch_size_records_count")
-            r["records"] = metric(metrics, "embedstream_batch_size_records_sum")
+            r["out_span_s"] = ts[-1] - ts[0]
+            r["out_rate"] = (len(ts) - 1) / r["out_span_s"]  # what issue 6's runs reported
+            r["embed_s"] = metric(metrics, "embedstream_stage_latency_seconds_sum",
+                                  source="kafka", stage="embed")
+            r["tokens"] = metric(metrics, "embedstream_batch_size_tokens_sum", source="kafka")
+            r["batches"] = metric(metrics, "embedstream_batch_size_records_count", source="kafka")
+            r["records"] = metric(metrics, "embedstream_batch_size_records_sum", source="kafka")
+            # First batch's start -> every sink acked (covers every batch, as `embed` does).
+            r["rate"], r["span_s"] = benchlib.drain_rate(args.events, ts[0], max(t_acked, ts[-1]),
+                                                         r["embed_s"], r["batches"])
+            r["sinks"] = benchlib.sink_writes(benchlib.parse_metrics(metrics), "kafka")
             log(f"full load ({name}): {r}")
             return r
 
@@ -339,6 +401,7 @@ def main():
                       work / "half.log")
         svc.wait_ready()
         time.sleep(5)  # group join and partition assignment
+        half_load0 = benchlib.loadavg()
         rate = results["full"]["rate"] * 0.5
         n = max(10, int(rate * args.seconds))
         t_start = time.time()
@@ -361,7 +424,9 @@ def main():
         lat = [r["timestamp_ms"] / 1000.0 - json.loads(r["value"])["input_timestamp"] for r in out]
         results["half"] = {"rate": rate, "n": n, "outputs": len(out), "qdrant_points": half_points,
                            "gen": gen_summary,
-                           "batches": metric(metrics, "embedstream_batch_size_records_count"),
+                           "batches": metric(metrics, "embedstream_batch_size_records_count",
+                                             source="kafka"),
+                           "load": f"{half_load0} -> {benchlib.loadavg()}",
                            "p50": percentile(lat, 50), "p99": percentile(lat, 99),
                            "max": max(lat), "min": min(lat)}
         log(f"50% load: {results['half']}")
@@ -369,16 +434,23 @@ def main():
     finally:
         qdrant.stop()
         broker.stop(keep_data=False)  # topics of this run only
+    encoders.append(standalone_encoder("at end"))
+    best = max(encoders, key=lambda e: e["rate"])
+    encoder_s, encoder_rate = best["s"], best["rate"]
 
     # ----------------------------------------------------------------- report
     full, half = results["full"], results["half"]
     noq = results.get("full_noq")
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    # Issue 13: Kafka -> embeddings + store + Qdrant >= 95% of the encoder; issue 6: >= 85%.
+    target = 0.95 if args.store else 0.85
+    sinks_txt = "embeddings + store + Qdrant" if args.store else "embeddings + Qdrant"
     dist = lambda v: "/".join(f"{percentile(v, q):.0f}" for q in (0, 10, 50, 90, 99, 100))  # noqa
     cores = os.cpu_count()
     print(f"\nbench_ecommerce: {args.events} seed-002 events (gen ecommerce --seed {args.seed}), "
           f"{args.partitions} partitions, batch.max_wait_ms={args.batch_max_wait_ms}, "
           f"{'store on' if args.store else '--no-store'}, {cores} cores, "
+          f"load average {full['load_start']} at the drain's start, {full['load_end']} at its end, "
           f"{info['model_name']} {info['precision']} ({info['backend']}, {info['threads']} threads)")
     print(f"texts \"{{product.name}}. {{product.description}}\"; token lengths (BERT WordPiece "
           f"over vocab.txt, incl. [CLS]/[SEP]) min/p10/p50/p90/p99/max {dist(tok)}, "
@@ -392,18 +464,25 @@ def main():
     print("| measure | value | target |")
     print("|---|---|---|")
     print(f"| precision | {info['precision']} | |")
-    print(f"| standalone encoder, same texts | {encoder_rate:.1f} events/s | |")
-    print(f"| Kafka -> embeddings + Qdrant, full load | {full['rate']:.1f} events/s | "
+    passes = "; ".join("%s %.1f/s (load average %s)" % (e["when"], e["rate"], e["load"])
+                       for e in encoders)
+    print(f"| standalone encoder, same texts (best of 2) | {encoder_rate:.1f} events/s "
+          f"({passes}) | |")
+    print(f"| Qdrant | {qdrant.describe} | |")
+    print(f"| Kafka -> {sinks_txt}, full load (first batch -> every sink acked) | "
+          f"{full['rate']:.1f} events/s | "
           f"seed 002: 1,000 events/s: {met(full['rate'] >= SEED002_RATE)} |")
-    print(f"| end to end / encoder | {full['rate'] / encoder_rate:.0%} | >= 85%: "
-          f"{met(full['rate'] / encoder_rate >= 0.85)} |")
+    print(f"| end to end / encoder | {full['rate'] / encoder_rate:.1%} | >= {target:.0%}: "
+          f"{met(full['rate'] / encoder_rate >= target)} |")
     if noq:
         print(f"| same, without the Qdrant sink | {noq['rate']:.1f} events/s "
               f"({noq['rate'] / encoder_rate:.0%} of encoder) | |")
-    print(f"| Qdrant test server CPU during the drain | {full['qdrant_cpu_s']:.1f} s in "
+    print(f"| Qdrant ({qdrant.kind}) CPU during the drain | {full['qdrant_cpu_s']:.1f} s in "
           f"{full['wall_s']:.1f} s ({full['qdrant_cpu_s'] / full['wall_s']:.0%} of a core) | |")
-    print(f"| {args.events} events: serve ready -> all in Qdrant | {full['qdrant_done_s']:.1f} s"
-          f" | |")
+    print(f"| (rate over the output records' timestamps alone, as issue 6 reported it) | "
+          f"{full['out_rate']:.1f} events/s ({full['out_rate'] / encoder_rate:.1%}) | |")
+    print(f"| {args.events} events: serve ready -> every sink acked | {full['acked_s']:.1f} s "
+          f"({full.get('qdrant_points', 0)} points in Qdrant) | |")
     print(f"| 50% load: rate offered | {half['rate']:.1f} events/s ({half['n']} events, "
           f"{half['outputs']} out, {half['qdrant_points']} in Qdrant) | |")
     print(f"| 50% load: latency p50 | {half['p50'] * 1000:.0f} ms | |")
@@ -417,15 +496,21 @@ def main():
             busy = f"{r['embed_s'] / r['span_s']:.0%}" if r.get("embed_s") else "?"
             print(f"full load {k}: {r['outputs']} outputs over {r['span_s']:.1f} s, "
                   f"{r['batches']:.0f} batches ({r['records'] / r['batches']:.1f} events/batch), "
-                  f"encoder busy {r['embed_s']:.1f} s = {busy} of the span; serve CPU "
-                  f"{r['serve_cpu_s']:.1f} s, Qdrant server CPU {r['qdrant_cpu_s']:.1f} s")
+                  f"encoder busy {r['embed_s']:.1f} s = {busy} of the span (standalone `embed`: "
+                  f"{encoder_s:.1f} s); serve CPU "
+                  f"{r['serve_cpu_s']:.1f} s, Qdrant server CPU {r['qdrant_cpu_s']:.1f} s; "
+                  f"load average {r['load_start']} -> {r['load_end']}")
+            print(f"  sink writes (embedstream_sink_write_seconds, source kafka; sinks write "
+                  f"concurrently): {benchlib.format_sink_writes(r.get('sinks') or {}, r['span_s'])}")
     if full["batches"] and full["batches"] < 50:
-        print(f"NOTE: only {full['batches']:.0f} full-load batches: the rate over the output "
-              "span leaves out the first batch's encode time and reads high; use >= 20,000 events")
+        print(f"NOTE: only {full['batches']:.0f} full-load batches: the first batch's encode time "
+              "is estimated as an average batch's, and the output-span rate leaves it out and "
+              "reads high; use >= 10,000 events")
     print(f"50% load: {half['gen']}; {half['batches']:.0f} batches; latency min "
-          f"{half['min'] * 1000:.0f} ms")
-    print(f"Qdrant test server: {q_stats['requests']} requests, by status {q_stats['by_status']}, "
-          f"{len(q_stats['schema_errors'])} schema errors")
+          f"{half['min'] * 1000:.0f} ms; load average {half['load']}")
+    if q_stats:
+        print(f"Qdrant test server: {q_stats['requests']} requests, by status "
+              f"{q_stats['by_status']}, {len(q_stats['schema_errors'])} schema errors")
     print(f"work dir (logs, events): {work}")
 
 

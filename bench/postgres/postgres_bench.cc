@@ -179,8 +179,13 @@ std::string QueryOne(es::pg::Connection& c, const std::string& sql) {
   return PQntuples(r->get()) > 0 ? PQgetvalue(r->get(), 0, 0) : "";
 }
 
+// The progress table (<emb>_progress, the PostgreSQL source's md5 of each row
+// every sink has) goes too: DROP ... CASCADE only drops its foreign key, and a
+// progress table left from the sink cases marks every catch-up row as done
+// (the catch-up then drained 0 rows in 0.00 s).
 void DropTables(es::pg::Connection& c, const std::string& text, const std::string& emb) {
-  Exec(c, "DROP TABLE IF EXISTS " + c.Quote(emb) + ", " + c.Quote(text) + " CASCADE");
+  Exec(c, "DROP TABLE IF EXISTS " + c.Quote(es::pg::ProgressTable(emb)) + ", " + c.Quote(emb) +
+              ", " + c.Quote(text) + " CASCADE");
 }
 
 // The index PostgresSink/EnsureSchema creates, by its name.
@@ -357,8 +362,33 @@ double MeasureRecall(es::pg::Connection& admin, const std::vector<std::vector<fl
 
 struct CatchupRun {
   double insert_s = 0;  // COPY of the texts into the text table
-  double drain_s = 0;   // the postgres pipeline: claim -> embed -> pgvector sink -> mark
+  double drain_s = 0;   // the postgres pipeline: claim -> embed -> pgvector sink -> mark,
+                        // from Run() to the last row's ack
+  double run_s = 0;     // Run() to its return: a finite source ends at its next poll
+                        // after the last ack (up to poll_interval later)
+  double encoder_s = 0;  // time inside Embed, summed over the batches
+  size_t batches = 0;
   size_t drained = 0;
+};
+
+// The time of the last ack and the encoder's time, from the runtime's listener calls.
+class CatchupListener : public es::pipeline::Listener {
+ public:
+  void OnAcked(const es::pipeline::Record&) override {
+    last_ack_.store(Now(), std::memory_order_relaxed);
+  }
+  void OnBatch(size_t, size_t, std::chrono::duration<double> took) override {
+    encoder_s_ += took.count();  // the encoder thread only
+    ++batches_;
+  }
+  double last_ack() const { return last_ack_.load(std::memory_order_relaxed); }
+  double encoder_s() const { return encoder_s_; }
+  size_t batches() const { return batches_; }
+
+ private:
+  std::atomic<double> last_ack_{0};
+  double encoder_s_ = 0;
+  size_t batches_ = 0;
 };
 
 CatchupRun RunCatchup(const std::vector<es::sinks::PgRow>& rows, es::pg::Connection& admin,
@@ -372,7 +402,6 @@ CatchupRun RunCatchup(const std::vector<es::sinks::PgRow>& rows, es::pg::Connect
   opts.schema.model_name = encoder.info().model_name;
   auto schema = es::pg::EnsureSchema(admin, opts.schema);
   if (!schema) Die("EnsureSchema", schema.error());
-  if (!with_index) Exec(admin, "DROP INDEX " + IndexName(admin, kEmbeddingsTable));
   std::string data;
   for (const auto& r : rows) {
     data += r.id;
@@ -404,14 +433,22 @@ CatchupRun RunCatchup(const std::vector<es::sinks::PgRow>& rows, es::pg::Connect
   if (!sink) Die("PostgresSink::Connect", sink.error());
   es::sinks::PgvectorSink vectors(std::shared_ptr<es::sinks::PostgresSink>(std::move(*sink)),
                                   es::sinks::PgvectorSink::Mode::kVectors);
+  // Only now: the source's and the sink's Connect run EnsureSchema, which creates
+  // a missing HNSW index again (before this, "no index" ran with the index).
+  if (!with_index) Exec(admin, "DROP INDEX " + IndexName(admin, kEmbeddingsTable));
   es::pipeline::EncoderEmbedder embedder(encoder);
   std::atomic<bool> stop{false};
+  CatchupListener listener;
   t0 = Now();
   {
     es::pipeline::Runtime runtime(**source, &embedder, {&vectors}, {});
+    runtime.AddListener(&listener);
     runtime.Run(stop);
   }
-  run.drain_s = Now() - t0;
+  run.run_s = Now() - t0;
+  run.drain_s = listener.last_ack() > t0 ? listener.last_ack() - t0 : run.run_s;
+  run.encoder_s = listener.encoder_s();
+  run.batches = listener.batches();
   run.drained = (*source)->stats().embedded.load();
   if (run.drained != rows.size()) {
     std::fprintf(stderr, "warning: the pipeline marked %zu rows, want %zu\n", run.drained,
@@ -579,14 +616,25 @@ int main(int argc, char** argv) {
           rows.size(),
           {},
           false,
-          "embedding included; ≈ 1.00× is ideal"};
+          "embedding included, to the last ack; ≈ 1.00× is ideal"};
+      double best_run_s = 0, encoder_s = 0;
       for (int r = 0; r < a.repeat; ++r) {
         const CatchupRun run = RunCatchup(rows, *admin, enc, with_index);
         copy.seconds.push_back(run.insert_s);
         drain.seconds.push_back(run.drain_s);
-        std::fprintf(stderr, "catch-up (%s index), run %d: COPY %.2f s, Drain %.2f s (%zu rows)\n",
-                     with_index ? "with" : "no", r + 1, run.insert_s, run.drain_s, run.drained);
+        if (run.drain_s <= Best(drain.seconds)) best_run_s = run.run_s, encoder_s = run.encoder_s;
+        // bench/postgres/cpu_window.py reads this line (the drain's window ends
+        // Run - Drain before it).
+        std::fprintf(stderr,
+                     "catch-up (%s index), run %d: COPY %.2f s, Drain %.2f s (%zu rows), Run "
+                     "%.2f s, encoder %.2f s in %zu batches\n",
+                     with_index ? "with" : "no", r + 1, run.insert_s, run.drain_s, run.drained,
+                     run.run_s, run.encoder_s, run.batches);
       }
+      char note[128];
+      std::snprintf(note, sizeof(note), "; encoder busy %.1f s of it; Run() returned at %.1f s",
+                    encoder_s, best_run_s);
+      drain.note += note;
       main_lines.push_back(drain);
       if (with_index) main_lines.push_back(copy);
     }
