@@ -206,6 +206,7 @@ int ServeCommand::Run() {
     svc.sources = *built;
     svc.http_source = built->http;
     if (built->postgres != nullptr) RegisterPostgresSourceMetrics(built->postgres);
+    if (built->kafka != nullptr) RegisterKafkaLagMetrics(built->kafka);
   }
   if (svc.store) {
     api::ApiOptions ao;

@@ -5,6 +5,7 @@
 #include "app/postgres_service.h"
 #include "app/sink_registry.h"
 #include "core/check.h"
+#include "core/metrics.h"
 
 namespace embedstream::app {
 namespace {
@@ -86,6 +87,18 @@ Result<BuiltSources> BuildPipelines(const PipelineContext& ctx, PipelineSet& set
                                              std::move(po)));
   }
   return built;
+}
+
+void RegisterKafkaLagMetrics(const sources::KafkaSource* source) {
+  MetricsRegistry::Global().AddCollector([source](std::string& out) {
+    AppendMetricHeader(out, "embedstream_consumer_lag", "Records behind the high watermark",
+                       "gauge");
+    for (const auto& l : source->Lag()) {
+      AppendSample(out, "embedstream_consumer_lag",
+                   {{"topic", l.topic}, {"partition", std::to_string(l.partition)}},
+                   static_cast<double>(l.lag));
+    }
+  });
 }
 
 void WriteLegacyStats(JsonWriter& w, const PipelineSet& set, const BuiltSources& sources,

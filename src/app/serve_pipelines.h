@@ -42,6 +42,10 @@ pipeline::RuntimeOptions RuntimeOptionsOf(const ServeConfig& config);
 // and adds the pipelines to `set`, not started.
 Result<BuiltSources> BuildPipelines(const PipelineContext& ctx, PipelineSet& set);
 
+// embedstream_consumer_lag{topic,partition}: records behind the high
+// watermark per assigned partition; `source` must outlive the process' metrics.
+void RegisterKafkaLagMetrics(const sources::KafkaSource* source);
+
 // The /stats fields older clients read at the top level: the Kafka
 // pipeline's (consumed, produced, dlq, lag, partitions, ...) or HTTP
 // ingest's (received, embedded, failed, ...). Keys of the object being written.

@@ -339,6 +339,14 @@ void PostgresSource::WaitForNotify(std::chrono::milliseconds d) {
       return;
     }
   }
+  // Notifications that came in during a query (Count) wait in libpq, not
+  // on the socket: take those first.
+  auto queued = listen_.conn->TakeNotifications();
+  if (queued && !queued->empty()) {
+    stats_.notifications.fetch_add(queued->size(), std::memory_order_relaxed);
+    wake_ = true;
+    return;
+  }
   pollfd pfd{.fd = listen_.conn->socket(), .events = POLLIN, .revents = 0};
   const int ready = ::poll(&pfd, 1, static_cast<int>(d.count()));
   if (ready <= 0) return;

@@ -47,6 +47,28 @@ namespace {
 using internal::Normalised;
 using internal::ReadMessage;
 
+// For writes derived from what the store already holds durably (a message's
+// vector, its delivery mark, its failure): commit without an fsync. WAL
+// frames are written in order and the next fsynced commit (a POST's) makes
+// them durable with it, so power loss can only lose a suffix of them, and
+// the outbox then delivers those messages again. A process crash loses
+// nothing (the frames are in the OS). The caller holds write_mu.
+class DerivedWrite {
+ public:
+  explicit DerivedWrite(internal::SqliteDb& db, bool full) : db_(db), full_(full) {
+    if (full_) (void)db_.Exec("PRAGMA synchronous=NORMAL");
+  }
+  ~DerivedWrite() {
+    if (full_) (void)db_.Exec("PRAGMA synchronous=FULL");
+  }
+  DerivedWrite(const DerivedWrite&) = delete;
+  DerivedWrite& operator=(const DerivedWrite&) = delete;
+
+ private:
+  internal::SqliteDb& db_;
+  const bool full_;
+};
+
 std::span<const std::byte> AsBytes(const std::vector<float>& v) {
   return std::as_bytes(std::span<const float>(v));
 }
@@ -238,6 +260,7 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
   size_t applied = 0;
   {
     std::lock_guard lock(d.write_mu);
+    DerivedWrite derived(d.writer, d.options.sync_full);
     if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
     const double now = UnixSeconds();
     int64_t seq = d.last_seq;
@@ -314,6 +337,7 @@ Result<size_t> EmbeddedStore::MarkDelivered(
   if (delivered.empty()) return size_t{0};
   const std::string& model = model_name.empty() ? d.options.model_name : model_name;
   std::lock_guard lock(d.write_mu);
+  DerivedWrite derived(d.writer, d.options.sync_full);
   if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
   const double now = UnixSeconds();
   size_t updated = 0;

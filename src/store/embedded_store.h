@@ -149,7 +149,10 @@ class EmbeddedStore {
   // meant for the single embedding worker.
   Result<std::vector<Message>> NextPending(size_t limit);
   // Stores the vectors (normalised) in one transaction, marks the rows
-  // embedded with model_name, then updates the index. Returns how many rows
+  // embedded with model_name, then updates the index. Like MarkDelivered,
+  // the commit is not fsynced by itself (data derived from the outbox: the
+  // next fsynced commit makes it durable; power loss can only make the
+  // outbox deliver those messages again). Returns how many rows
   // were updated (unknown ids and stale revisions are skipped).
   Result<size_t> StoreEmbeddings(const std::vector<Embedding>& embeddings,
                                  const std::string& model_name);

@@ -17,7 +17,7 @@ What these tests prove:
   done (progress table) only once both have it.
 """
 import json
-import time
+import re
 import uuid
 
 import pytest
@@ -75,6 +75,18 @@ def test_http_ingest_reaches_store_qdrant_and_pgvector(pg, serve, qdrant, run, t
         assert st["sinks"][sink]["written"] >= 120, (sink, st["sinks"][sink])
         assert st["sinks"][sink]["sources"] == ["http"], st["sinks"][sink]
     assert st["sources"]["http"]["rejected"] == 0 and st["sinks"]["dlq"]["written"] == 0, st
+    metrics = svc.get("/metrics")[1]
+
+    def sample(name, labels):
+        m = re.search(r"^" + re.escape(name + "{" + labels + "}") + r" (\S+)$", metrics, re.M)
+        assert m, f"no {name}{{{labels}}} in /metrics"
+        return float(m.group(1))
+
+    assert sample("embedstream_source_records_total", 'source="http",outcome="acked"') >= 120
+    for sink in ("store", "qdrant", "postgres"):
+        assert sample("embedstream_sink_records_total",
+                      f'source="http",sink="{sink}",outcome="written"') >= 120, sink
+    assert sample("embedstream_sink_circuit_state", 'source="http",sink="qdrant"') == 0
     ref, _ = embed_ref(run, texts)
     # The store: every message embedded, searchable.
     for mid in list(texts)[:10]:
