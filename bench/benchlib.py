@@ -7,6 +7,8 @@
   tree_cpu_seconds(pid) (a process, its live descendants and the children it
   has reaped: e.g. a PostgreSQL postmaster and its backends), postmaster_pid().
 - /metrics: parse_metrics(text) -> {(name, labels): value}; metric_sum(...).
+- The peer: standalone_encoder(binary, texts_jsonl, when) runs `embedstream embed`
+  and reads the encoder time it logs.
 - The machine: loadavg(), busy_processes() (other benches, tests, compilers),
   wait_quiet() (before a measurement), python3 bench/benchlib.py quiet [--max-wait S].
 """
@@ -19,6 +21,22 @@ import sys
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def standalone_encoder(binary, texts_jsonl, when: str) -> dict:
+    """`embedstream embed --input texts_jsonl`: {"when", "s" (its encoder time: model load
+    and JSON excluded), "rate" (records/s), "wall", "load" (load average before -> after)}.
+    Exits the bench when embed fails."""
+    import subprocess
+    load0, t0 = loadavg(), time.time()
+    p = subprocess.run([str(binary), "embed", "--input", str(texts_jsonl)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.time() - t0
+    m = re.search(rb"encoder time ([0-9.]+) s \(([0-9.]+) records/s\)", p.stderr)
+    if p.returncode != 0 or not m:
+        sys.exit(f"embed failed: {p.stderr.decode()[-2000:]}")
+    return {"when": when, "s": float(m.group(1)), "rate": float(m.group(2)), "wall": wall,
+            "load": f"{load0} -> {loadavg()}"}
 
 
 # ----------------------------------------------------------------- /proc CPU time

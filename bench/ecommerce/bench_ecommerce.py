@@ -307,17 +307,9 @@ def main():
     # 2. The standalone encoder on the same texts: now, and again at the end (the
     # cores are shared: the better of the two is the peer, which is the harder bar).
     def standalone_encoder(when):
-        load0, t0 = benchlib.loadavg(), time.time()
-        p = subprocess.run([str(binary), "embed", "--input", str(work / "texts.jsonl")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wall = time.time() - t0
-        m = re.search(rb"encoder time ([0-9.]+) s \(([0-9.]+) records/s\)", p.stderr)
-        if p.returncode != 0 or not m:
-            sys.exit(f"embed failed: {p.stderr.decode()[-2000:]}")
-        r = {"when": when, "s": float(m.group(1)), "rate": float(m.group(2)),
-             "load": f"{load0} -> {benchlib.loadavg()}"}
+        r = benchlib.standalone_encoder(binary, work / "texts.jsonl", when)
         log(f"standalone encoder ({when}): {r['rate']:.1f} records/s ({r['s']:.1f} s encoder "
-            f"time, {wall:.1f} s wall; load average {r['load']})")
+            f"time, {r['wall']:.1f} s wall; load average {r['load']})")
         return r
 
     encoders = [standalone_encoder("at start")]

@@ -117,13 +117,7 @@ def main():
     # 1. The standalone encoder on the same texts (time inside the encoder only): now
     # and again at the end; the better of the two is the peer (the harder bar).
     def standalone_encoder(when):
-        load0 = benchlib.loadavg()
-        p = run(binary, ["embed", "--input", str(work / "corpus.jsonl")])
-        m = re.search(rb"encoder time ([0-9.]+) s \(([0-9.]+) records/s\)", p.stderr)
-        if p.returncode != 0 or not m:
-            sys.exit(f"embed failed: {p.stderr.decode()[-2000:]}")
-        r = {"when": when, "s": float(m.group(1)), "rate": float(m.group(2)),
-             "load": f"{load0} -> {benchlib.loadavg()}"}
+        r = benchlib.standalone_encoder(binary, work / "corpus.jsonl", when)
         log(f"standalone encoder ({when}): {r['rate']:.0f} msg/s ({r['s']:.1f} s; load average "
             f"{r['load']})")
         return r

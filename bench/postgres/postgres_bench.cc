@@ -361,11 +361,11 @@ double MeasureRecall(es::pg::Connection& admin, const std::vector<std::vector<fl
 // ---------------------------------------------------------------- catch-up
 
 struct CatchupRun {
-  double insert_s = 0;  // COPY of the texts into the text table
-  double drain_s = 0;   // the postgres pipeline: claim -> embed -> pgvector sink -> mark,
-                        // from Run() to the last row's ack
-  double run_s = 0;     // Run() to its return: a finite source ends at its next poll
-                        // after the last ack (up to poll_interval later)
+  double insert_s = 0;   // COPY of the texts into the text table
+  double drain_s = 0;    // the postgres pipeline: claim -> embed -> pgvector sink -> mark,
+                         // from Run() to the last row's ack
+  double run_s = 0;      // Run() to its return: a finite source ends at its next poll
+                         // after the last ack (up to poll_interval later)
   double encoder_s = 0;  // time inside Embed, summed over the batches
   size_t batches = 0;
   size_t drained = 0;

@@ -1,6 +1,7 @@
 #include "sinks/postgres_sink.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -25,6 +26,7 @@ constexpr size_t kEfSearchMax = 1000;
 // few ms, and no HNSW miss (pgvector's graph missed the true top hit of a
 // query far from every row, tests/e2e/test_postgres.py, even at ef 200).
 constexpr int64_t kExactSearchBelowBytes = 64 << 20;
+constexpr auto kSizeRecheck = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -54,6 +56,9 @@ struct PostgresSink::Impl {
   uint64_t staging_generation = ~uint64_t{0};  // connection generation with the temp table
   uint64_t ef_generation = ~uint64_t{0};       // ... with ef_search set
   size_t ef_search = kEfSearchDefault;
+  uint64_t size_generation = ~uint64_t{0};  // ... with embeddings_bytes read
+  int64_t embeddings_bytes = 0;
+  std::chrono::steady_clock::time_point size_checked_at{};
 
   // Inside the write transaction; the caller marks the table ready after its
   // COMMIT (a rollback takes the CREATE back).
@@ -219,11 +224,17 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
       ", ''), coalesce(e.metadata::text, ''), 1 - (e.embedding <=> $1::vector) FROM " +
       s.embeddings_table + " e LEFT JOIN " + s.text_table + " t ON t." + s.id_column + " = e.id" +
       where + " ORDER BY e.embedding <=> $1::vector LIMIT $2::bigint";
-  auto size = c.ExecParams("SELECT pg_relation_size(to_regclass($1))", {s.embeddings_table},
-                           PGRES_TUPLES_OK, "the embeddings table's size");
-  if (!size) return size.error();
-  const bool small =
-      std::strtoll(PQgetvalue(size->get(), 0, 0), nullptr, 10) < kExactSearchBelowBytes;
+  // The table's size, asked again at most every kSizeRecheck (a round trip).
+  const auto now = std::chrono::steady_clock::now();
+  if (size_generation != c.generation() || now - size_checked_at >= kSizeRecheck) {
+    auto size = c.ExecParams("SELECT pg_relation_size(to_regclass($1))", {s.embeddings_table},
+                             PGRES_TUPLES_OK, "the embeddings table's size");
+    if (!size) return size.error();
+    embeddings_bytes = std::strtoll(PQgetvalue(size->get(), 0, 0), nullptr, 10);
+    size_generation = c.generation();
+    size_checked_at = now;
+  }
+  const bool small = embeddings_bytes < kExactSearchBelowBytes;
   Result<pg::ResultPtr> res = Error(errc::internal, "not run");
   if (!small) {
     res = c.ExecParams(sql, params, PGRES_TUPLES_OK, "search");

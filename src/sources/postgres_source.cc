@@ -145,9 +145,12 @@ Result<std::vector<pipeline::Record>> PostgresSource::ClaimRows(size_t max_recor
   const size_t limit = std::max<size_t>(1, std::min(max_records, options_.claim_max_rows));
   std::vector<std::string> params = {std::to_string(limit)};
   if (options_.reembed_other_models) params.push_back(options_.schema.model_name);
+  // The embeddings table only matters to re-embedding (its model_name).
+  const std::string join_e = options_.reembed_other_models ? " LEFT JOIN " + s.embeddings_table +
+                                                                 " e ON e.id = t." + s.id_column
+                                                           : std::string();
   const std::string from = " FROM " + s.text_table + " t LEFT JOIN " + s.progress_table +
-                           " p ON p.id = t." + s.id_column + " LEFT JOIN " + s.embeddings_table +
-                           " e ON e.id = t." + s.id_column + " WHERE t." + s.text_column +
+                           " p ON p.id = t." + s.id_column + join_e + " WHERE t." + s.text_column +
                            " IS NOT NULL AND " + pending_predicate_;
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
   // Lock up to `limit` pending rows no other claim (here or elsewhere) holds.
