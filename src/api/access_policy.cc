@@ -107,7 +107,7 @@ std::optional<HttpResponse> AccessPolicy::Check(const HttpRequest& request,
     HttpResponse r;
     r.status = 204;
     r.content_type.clear();
-    r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
     r.headers.emplace_back("Access-Control-Allow-Headers",
                            "Authorization, Content-Type, Last-Event-ID");
     r.headers.emplace_back("Access-Control-Max-Age", "600");
@@ -131,9 +131,23 @@ std::optional<HttpResponse> AccessPolicy::Check(const HttpRequest& request,
     }
   }
 
-  if (request.method == "POST" && !IsJsonContentType(Header(request, "content-type"))) {
-    return JsonError(415, "unsupported_media_type",
-                     "a POST body must be sent with Content-Type: application/json");
+  const std::string_view type = Header(request, "content-type");
+  if (request.method == "POST" && !IsJsonContentType(type)) {
+    // POST /documents also takes text: text/markdown needs a CORS preflight
+    // like JSON; text/plain does not, so a browser may send it only from an
+    // allowed origin (or none: not a browser).
+    const std::string_view base = Trim(type.substr(0, type.find(';')));
+    const bool document =
+        request.path == "/documents" && (IEquals(base, "text/markdown") ||
+                                         (IEquals(base, "text/plain") && (origin.empty() || cors)));
+    if (!document) {
+      return JsonError(415, "unsupported_media_type",
+                       request.path == "/documents"
+                           ? "POST /documents takes Content-Type application/json, text/markdown "
+                             "or text/plain (text/plain from a browser only from an allowed "
+                             "origin)"
+                           : "a POST body must be sent with Content-Type: application/json");
+    }
   }
   return std::nullopt;
 }

@@ -178,8 +178,36 @@ std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body
   return out;
 }
 
+std::variant<MessageRequest, ApiError> ParseDocumentRequest(
+    std::string_view body, std::string_view content_type,
+    const std::map<std::string, std::string>& query) {
+  const std::string_view base = content_type.substr(0, content_type.find(';'));
+  if (base.find("json") != std::string_view::npos) return ParseMessageRequest(body);
+  if (!simdjson::validate_utf8(body.data(), body.size())) {
+    return BadRequest("invalid_utf8", "the document is not valid UTF-8");
+  }
+  // The same rules as a JSON body, from the query parameters.
+  json doc = json::object();
+  doc["text"] = std::string(body);
+  if (auto it = query.find("id"); it != query.end()) doc["id"] = it->second;
+  if (auto it = query.find("user_id"); it != query.end()) doc["user_id"] = it->second;
+  if (auto it = query.find("metadata"); it != query.end()) {
+    json meta = json::parse(it->second, nullptr, false);
+    if (meta.is_discarded() || !meta.is_object()) {
+      return BadRequest("invalid_metadata", "?metadata= must be a JSON object");
+    }
+    doc["metadata"] = std::move(meta);
+  }
+  for (const auto& key : {"id", "user_id"}) {
+    if (doc.contains(key) && !simdjson::validate_utf8(doc[key].get_ref<const std::string&>())) {
+      return BadRequest("invalid_utf8", fmt::format("?{}= is not valid UTF-8", key));
+    }
+  }
+  return ParseMessageRequest(doc.dump());
+}
+
 std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, size_t dim) {
-  auto parsed = ParseObject(body, {"query", "vector", "limit", "filter", "cursor"});
+  auto parsed = ParseObject(body, {"query", "vector", "limit", "filter", "cursor", "group_by"});
   if (auto* err = std::get_if<ApiError>(&parsed)) return *err;
   const json& doc = std::get<json>(parsed);
   SearchRequest out;
@@ -235,6 +263,17 @@ std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, 
                         fmt::format("\"limit\" must be an integer in [1, {}]", kMaxLimit));
     }
     out.limit = it->get<size_t>();
+  }
+  out.filter.group_by_parent = true;
+  if (auto it = doc.find("group_by"); it != doc.end() && !it->is_null()) {
+    const bool parent = it->is_string() && it->get_ref<const std::string&>() == "parent";
+    const bool none = it->is_string() && it->get_ref<const std::string&>() == "none";
+    if (!parent && !none) {
+      return BadRequest("invalid_group_by",
+                        "\"group_by\" must be \"parent\" (the best chunk of each document, the "
+                        "default) or \"none\" (every chunk)");
+    }
+    out.filter.group_by_parent = parent;
   }
   if (auto it = doc.find("cursor"); it != doc.end() && !it->is_null()) {
     // The "next" of an earlier page: how many of the ranked hits it skips.

@@ -7,6 +7,7 @@
 // kMaxJsonDepth.
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,9 +33,9 @@ struct MessageRequest {
 struct SearchRequest {
   std::string query;  // text, or empty when `vector` is given
   std::vector<float> vector;
-  size_t limit = 10;  // hits wanted in all, over every page
-  size_t offset = 0;  // from "cursor": the ranked hits earlier pages held
-  store::Filter filter;
+  size_t limit = 10;     // hits wanted in all, over every page
+  size_t offset = 0;     // from "cursor": the ranked hits earlier pages held
+  store::Filter filter;  // filter.group_by_parent from "group_by" ("parent", the default)
 };
 
 constexpr size_t kMaxIdBytes = 256;
@@ -48,6 +49,12 @@ constexpr int kMaxJsonDepth = 64;
 
 // POST /messages body rules (docs/API.md). Either the request or the error.
 std::variant<MessageRequest, ApiError> ParseMessageRequest(std::string_view body);
+// POST /documents: a JSON body as POST /messages, or (content type
+// text/plain or text/markdown) the text itself, valid UTF-8, with "id",
+// "user_id" and "metadata" (a JSON object) as query parameters.
+std::variant<MessageRequest, ApiError> ParseDocumentRequest(
+    std::string_view body, std::string_view content_type,
+    const std::map<std::string, std::string>& query);
 // POST /embeddings/search body rules; `dim` is the model's dimension.
 std::variant<SearchRequest, ApiError> ParseSearchRequest(std::string_view body, size_t dim);
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -57,6 +58,11 @@ std::string MessageJson(const store::Message& m) {
   if (m.status == store::MessageStatus::embedded) {
     w.Key("model_name").String(m.model_name).Key("embedded_at").Double(m.embedded_at);
   }
+  if (m.chunk_count > 1) {
+    // A document: how many of its chunks are embedded (and searchable).
+    w.Key("chunks").BeginObject().Key("embedded").Uint(m.chunks_embedded);
+    w.Key("total").Uint(m.chunk_count).EndObject();
+  }
   w.Key("created_at").Double(m.created_at).EndObject();
   return w.Take();
 }
@@ -102,6 +108,11 @@ void ApiRoutes::Register(server::HttpServer& server) {
   });
   server.Route("GET", "/messages", [this](const HttpRequest& req) { return ListMessages(req); });
   server.Route("GET", "/messages/*", [this](const HttpRequest& req) { return GetMessage(req); });
+  server.Route("DELETE", "/messages/*",
+               [this](const HttpRequest& req) { return DeleteMessage(req); });
+  server.RouteAsync("POST", "/documents", [this](const HttpRequest& req, server::Respond respond) {
+    PostDocument(req, std::move(respond));
+  });
   server.Route("GET", "/status", [this](const HttpRequest&) { return JsonOk(StatusJson()); });
   server.RouteAsync(
       "POST", "/embeddings/search",
@@ -118,17 +129,21 @@ void ApiRoutes::PostMessage(const HttpRequest& req, server::Respond respond) {
     respond(ToResponse(*err));
     return;
   }
-  auto& request = std::get<MessageRequest>(parsed);
+  Submit(std::move(std::get<MessageRequest>(parsed)),
+         std::make_shared<server::Respond>(std::move(respond)), std::nullopt);
+}
+
+void ApiRoutes::Submit(MessageRequest request, std::shared_ptr<server::Respond> respond,
+                       std::optional<uint32_t> chunks) {
   const std::string id = request.message.id;
   // `respond` is shared with the callback; Submit does not call it on refusal.
-  auto shared = std::make_shared<server::Respond>(std::move(respond));
   const bool queued =
       submit_(std::move(request.message), std::move(request.user_id),
-              [shared, id](Result<store::PutOutcome> outcome) {
+              [respond, id, chunks](Result<store::PutOutcome> outcome) {
                 if (!outcome) {
-                  (*shared)(JsonError(503, "unavailable",
-                                      "the store could not commit the message; retry: " +
-                                          outcome.error().ToString()));
+                  (*respond)(JsonError(503, "unavailable",
+                                       "the store could not commit the message; retry: " +
+                                           outcome.error().ToString()));
                   return;
                 }
                 JsonWriter w;
@@ -138,15 +153,80 @@ void ApiRoutes::PostMessage(const HttpRequest& req, server::Respond respond) {
                     .Key("status")
                     .String(store::MessageStatusName(outcome->status))
                     .Key("created")
-                    .Bool(outcome->created)
-                    .EndObject();
-                (*shared)(JsonOk(w.Take(), 202));
+                    .Bool(outcome->created);
+                if (chunks) w.Key("chunks").Uint(*chunks);
+                w.EndObject();
+                (*respond)(JsonOk(w.Take(), 202));
               });
   if (!queued) {
     auto r = JsonError(503, "overloaded", "the write queue is full; retry shortly");
     r.headers.emplace_back("Retry-After", "1");
-    (*shared)(std::move(r));
+    (*respond)(std::move(r));
   }
+}
+
+void ApiRoutes::PostDocument(const HttpRequest& req, server::Respond respond) {
+  if (!submit_) {
+    respond(JsonError(503, "unavailable", "HTTP ingest is not enabled on this server"));
+    return;
+  }
+  auto it = req.headers.find("content-type");
+  auto parsed =
+      ParseDocumentRequest(req.body, it == req.headers.end() ? "" : it->second, req.query);
+  if (auto* err = std::get_if<ApiError>(&parsed)) {
+    respond(ToResponse(*err));
+    return;
+  }
+  // Tokenizing a long document takes a while: not on the io thread.
+  auto shared = std::make_shared<server::Respond>(std::move(respond));
+  std::lock_guard lock(search_mu_);
+  if (search_queue_.size() >= options_.max_search_queue) {
+    auto r = JsonError(503, "overloaded", "too many requests queued; retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    (*shared)(std::move(r));
+    return;
+  }
+  search_queue_.push_back(
+      [this, shared, request = std::move(std::get<MessageRequest>(parsed))]() mutable {
+        std::vector<int32_t> pieces;
+        std::vector<text::TokenizedWord> words;
+        encoder_.tokenizer().EncodeWords(request.message.text, pieces, words);
+        const pipeline::ChunkPlan plan =
+            pipeline::PlanChunks(request.message.text, words, pieces.size(), options_.chunking,
+                                 encoder_.info().max_seq_length);
+        if (plan.kind == pipeline::ChunkPlan::Kind::kTooLong) {
+          (*shared)(JsonError(400, "too_long",
+                              fmt::format("the document is {} tokens; the model takes {} "
+                                          "(chunking.on_overflow: reject)",
+                                          plan.tokens, plan.max_tokens)));
+          return;
+        }
+        const auto chunks = static_cast<uint32_t>(
+            plan.kind == pipeline::ChunkPlan::Kind::kChunked ? plan.spans.size() : 1);
+        request.message.chunk_count = chunks;
+        Submit(std::move(request), shared, chunks);
+      });
+  search_cv_.notify_one();
+}
+
+HttpResponse ApiRoutes::DeleteMessage(const HttpRequest& req) {
+  if (!submit_) {
+    return JsonError(503, "unavailable", "HTTP ingest is not enabled on this server");
+  }
+  constexpr std::string_view kPrefix = "/messages/";
+  const std::string id = req.path.substr(kPrefix.size());
+  if (id.empty()) return JsonError(404, "not_found", "no message id in the path");
+  if (id.size() > kMaxIdBytes) {
+    return JsonError(400, "invalid_id", fmt::format("an id is at most {} bytes", kMaxIdBytes));
+  }
+  // Durable before the answer; the outbox takes it to every other sink.
+  auto existed = store_.DeleteMessage(id);
+  if (!existed) return JsonError(503, "unavailable", existed.error().ToString());
+  if (options_.on_deleted) options_.on_deleted(id);
+  JsonWriter w;
+  w.BeginObject().Key("id").String(id).Key("status").String("deleted");
+  w.Key("existed").Bool(*existed).EndObject();
+  return JsonOk(w.Take(), 202);
 }
 
 HttpResponse ApiRoutes::ListMessages(const HttpRequest& req) {
@@ -262,7 +342,21 @@ HttpResponse ApiRoutes::RunSearch(const SearchRequest& request) {
   Result<store::EmbeddedStore::SearchPage> page = store::EmbeddedStore::SearchPage{};
   if (options_.search_backend) {
     // Another store answers whole: the page is cut from its hits here.
-    auto hits = options_.search_backend(q, request.limit, request.filter);
+    // Grouped: ask for more chunks, keep the best of each document.
+    const bool group = request.filter.group_by_parent;
+    auto hits =
+        options_.search_backend(q, group ? request.limit * 10 : request.limit, request.filter);
+    if (hits && group) {
+      std::unordered_set<std::string> seen;
+      std::vector<store::SearchHit> best;
+      for (auto& h : *hits) {
+        if (best.size() >= request.limit) break;
+        if (seen.insert(h.parent_id.empty() ? h.id : h.parent_id).second) {
+          best.push_back(std::move(h));
+        }
+      }
+      *hits = std::move(best);
+    }
     if (hits) {
       auto& all = *hits;
       const size_t skip = std::min(request.offset, all.size());
@@ -294,6 +388,12 @@ HttpResponse ApiRoutes::RunSearch(const SearchRequest& request) {
       item.Null();
     } else {
       item.Raw(h.metadata_json);
+    }
+    if (!h.parent_id.empty()) {
+      // A chunk: its document, and its span in the document's text.
+      item.Key("parent_id").String(h.parent_id).Key("chunk_index").Uint(h.chunk_index);
+      item.Key("chunk_count").Uint(h.chunk_count).Key("char_start").Uint(h.char_start);
+      item.Key("char_end").Uint(h.char_end);
     }
     item.EndObject();
     std::string json = item.Take();

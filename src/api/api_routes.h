@@ -1,7 +1,7 @@
 #pragma once
 // The message and search routes of `embedstream serve` (docs/API.md):
-//   POST /messages, GET /messages, GET /messages/{id}, GET /status,
-//   POST /embeddings/search.
+//   POST /messages, GET /messages, GET /messages/{id}, DELETE /messages/{id},
+//   POST /documents, GET /status, POST /embeddings/search.
 // Request parsing is separate from the routes (ParseMessageRequest,
 // ParseSearchRequest) so the rules are unit-tested without a server.
 //
@@ -25,6 +25,7 @@
 #include "api/api_requests.h"
 #include "core/result.h"
 #include "model/sentence_encoder.h"
+#include "pipeline/chunker.h"
 #include "server/http_server.h"
 #include "store/embedded_store.h"
 
@@ -54,6 +55,12 @@ struct ApiOptions {
   size_t max_search_queue = 256;
   SearchBackend search_backend;  // empty: the embedded store
   std::string search_backend_name = "embedded";
+  // POST /documents: how the HTTP source chunks (the 202 tells how many
+  // chunks a document becomes; on_overflow reject is a 400 too_long).
+  pipeline::ChunkingOptions chunking;
+  // DELETE /messages/{id} committed the delete (serve: wake the outbox,
+  // SSE message_deleted).
+  std::function<void(const std::string& id)> on_deleted;
   // Extra members of GET /status: name -> a function giving a JSON value.
   std::vector<std::pair<std::string, std::function<std::string()>>> extra_status;
 };
@@ -75,6 +82,11 @@ class ApiRoutes {
 
  private:
   void PostMessage(const server::HttpRequest& req, server::Respond respond);
+  void PostDocument(const server::HttpRequest& req, server::Respond respond);
+  server::HttpResponse DeleteMessage(const server::HttpRequest& req);
+  // Commits a parsed message through `submit_` and answers 202 (or 503).
+  void Submit(MessageRequest request, std::shared_ptr<server::Respond> respond,
+              std::optional<uint32_t> chunks);
   server::HttpResponse ListMessages(const server::HttpRequest& req);
   server::HttpResponse GetMessage(const server::HttpRequest& req);
   void Search(const server::HttpRequest& req, server::Respond respond);

@@ -23,6 +23,18 @@ SearchBackend QdrantSearchBackend(std::shared_ptr<sinks::QdrantSink> sink) {
         if (auto t = payload.find("text"); t != payload.end() && t->is_string()) {
           hit.text = t->get<std::string>();
         }
+        auto u32 = [&](const char* key, uint32_t& field) {
+          auto it = payload.find(key);
+          if (it != payload.end() && it->is_number_unsigned()) field = it->get<uint32_t>();
+        };
+        u32("chunk_index", hit.chunk_index);
+        u32("chunk_count", hit.chunk_count);
+        u32("char_start", hit.char_start);
+        u32("char_end", hit.char_end);
+        auto parent = payload.find("parent_id");
+        if (hit.chunk_count > 1 && parent != payload.end() && parent->is_string()) {
+          hit.parent_id = parent->get<std::string>();
+        }
       }
       hit.metadata_json = std::move(h.payload_json);
       out.push_back(std::move(hit));

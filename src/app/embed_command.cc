@@ -58,6 +58,7 @@ class LinesSource : public pipeline::Source {
       r.metadata_json = std::move(in.metadata_json);
       r.input_source = std::move(in.source);
       r.input_timestamp = in.timestamp.value_or(UnixSeconds());
+      if (in.remove) r.op = pipeline::Record::Op::kDelete;
       out.records.push_back(std::move(r));
     }
     return out;
@@ -134,6 +135,17 @@ void EmbedCommand::Register(CLI::App& parent) {
                   "Embed what has arrived when input is idle this long [20]")
       ->check(CLI::Range(0, 60000));
   cmd->add_option("--max-record-bytes", max_record_bytes, "Longer lines are rejected [1048576]");
+  cmd->add_flag("--chunk", chunk,
+                "Cut a text longer than the model into chunks, one output record each (id "
+                "<id>#<n>, parent_id, chunk_index, chunk_count, char_start, char_end); without "
+                "it such a text is truncated to the model's limit (\"truncated\": true)");
+  cmd->add_option("--chunk-tokens", chunk_tokens,
+                  "Tokens per chunk with [CLS]/[SEP]; 0: the model's limit [0]");
+  cmd->add_option("--chunk-overlap", chunk_overlap,
+                  "Tokens repeated from the end of the chunk before [32]");
+  cmd->add_option("--chunk-split", chunk_split,
+                  "sentence (never cut a sentence that fits) or tokens [sentence]")
+      ->check(CLI::IsMember({"sentence", "tokens"}));
   cmd->footer(
       "Output fields: id, original_text, embedding, model_name, timestamp, "
       "embedding_dimension, processing_timestamp, input_timestamp, input_source.\n"
@@ -173,6 +185,16 @@ int EmbedCommand::Run() {
       encoder.batch_tokens_max > 0 ? static_cast<size_t>(encoder.batch_tokens_max) : 8192;
   ro.batch_max_records = batch_lines;
   ro.batch_max_wait = std::chrono::milliseconds(flush_ms);
+  ro.chunking.on_overflow = chunk ? pipeline::ChunkingOptions::Overflow::kChunk
+                                  : pipeline::ChunkingOptions::Overflow::kTruncate;
+  ro.chunking.max_tokens = chunk_tokens;
+  ro.chunking.overlap_tokens = chunk_overlap;
+  ro.chunking.split = chunk_split == "tokens" ? pipeline::ChunkingOptions::Split::kTokens
+                                              : pipeline::ChunkingOptions::Split::kSentence;
+  if (chunk_tokens != 0 && (chunk_tokens < 8 || chunk_overlap + 3 > chunk_tokens)) {
+    log->error("--chunk-tokens must be at least 8 and above --chunk-overlap + 2");
+    return 2;
+  }
   pipeline::Runtime runtime(lines, &embedder, {&out}, ro);
   EncoderTime timing;
   runtime.AddListener(&timing);
@@ -190,6 +212,14 @@ int EmbedCommand::Run() {
       "embedded {} records, rejected {} of {} lines; encoder time {:.3f} s ({:.1f} records/s)",
       embedded, rejected, lines.lines(), timing.seconds,
       timing.seconds > 0 ? static_cast<double>(embedded) / timing.seconds : 0.0);
+  if (st.chunked.load() > 0) {
+    log->info("{} texts longer than the model became {} chunks", st.chunked.load(),
+              st.chunks.load());
+  }
+  if (st.truncated.load() > 0) {
+    log->warn("{} texts were longer than the model and truncated (--chunk embeds them whole)",
+              st.truncated.load());
+  }
   return rejected == 0 ? 0 : 1;
 }
 

@@ -16,6 +16,12 @@ struct EmbedCommand {
   std::string source = "stdin";
   size_t batch_lines = 256;
   int flush_ms = 20;
+  // --chunk: a text longer than the model becomes chunk records (else it is
+  // truncated, as sentence-transformers does, and counted).
+  bool chunk = false;
+  size_t chunk_tokens = 0;
+  size_t chunk_overlap = 32;
+  std::string chunk_split = "sentence";
   size_t max_record_bytes = 1 << 20;
 
   void Register(CLI::App& parent);

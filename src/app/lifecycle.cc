@@ -27,18 +27,19 @@ void Lifecycle::Processing(const std::string& id, const std::string& user_id,
 }
 
 void Lifecycle::Stage(int stage, const std::string& id, const std::string& user_id,
-                      const std::string& key) const {
+                      const std::string& key, uint32_t chunks) const {
   static constexpr const char* kNames[kStages] = {"tokenize", "embed", "store"};
   JsonWriter w;
-  w.BeginObject()
-      .Key("stage")
-      .Int(stage)
-      .Key("stages")
-      .Int(kStages)
-      .Key("name")
-      .String(stage >= 1 && stage <= kStages ? kNames[stage - 1] : "")
-      .EndObject();
+  w.BeginObject().Key("stage").Int(stage).Key("stages").Int(kStages).Key("name").String(
+      stage >= 1 && stage <= kStages ? kNames[stage - 1] : "");
+  if (chunks > 0) w.Key("chunks").Uint(chunks);
+  w.EndObject();
   Publish("stage_completed", id, user_id, key, w.Take());
+}
+
+void Lifecycle::Deleted(const std::string& id, const std::string& user_id,
+                        const std::string& key) const {
+  Publish("message_deleted", id, user_id, key, {});
 }
 
 void Lifecycle::Completed(const std::string& id, const std::string& user_id, const std::string& key,

@@ -21,8 +21,11 @@ class Lifecycle {
   void Received(const std::string& id, const std::string& user_id, const std::string& key) const;
   void Processing(const std::string& id, const std::string& user_id, const std::string& key) const;
   // stage 1..kStages: 1 "tokenize", 2 "embed", 3 "store".
-  void Stage(int stage, const std::string& id, const std::string& user_id,
-             const std::string& key) const;
+  // `chunks`: the chunks of a document this stage covered (0: not chunked).
+  void Stage(int stage, const std::string& id, const std::string& user_id, const std::string& key,
+             uint32_t chunks = 0) const;
+  // The id (and its chunks) is gone from every sink.
+  void Deleted(const std::string& id, const std::string& user_id, const std::string& key) const;
   void Completed(const std::string& id, const std::string& user_id, const std::string& key,
                  const std::string& model, size_t dim) const;
   void Failed(const std::string& id, const std::string& user_id, const std::string& key,

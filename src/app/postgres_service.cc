@@ -143,8 +143,17 @@ api::SearchBackend PostgresSearch::backend() {
     out.reserve(hits->size());
     for (auto& h : *hits) {
       // The original id when the stored UUID was derived from it.
-      out.push_back({h.source_id.empty() ? std::move(h.id) : std::move(h.source_id), h.score,
-                     std::move(h.text), std::move(h.metadata_json)});
+      store::SearchHit hit;
+      hit.id = h.source_id.empty() ? std::move(h.id) : std::move(h.source_id);
+      hit.score = h.score;
+      hit.text = std::move(h.text);
+      hit.metadata_json = std::move(h.metadata_json);
+      hit.parent_id = std::move(h.parent_id);
+      hit.chunk_index = h.chunk_index;
+      hit.chunk_count = h.chunk_count;
+      hit.char_start = h.char_start;
+      hit.char_end = h.char_end;
+      out.push_back(std::move(hit));
     }
     return out;
   };

@@ -212,6 +212,10 @@ int ServeCommand::Run() {
     api::ApiOptions ao;
     ao.model_name = model_name;
     ao.max_response_bytes = config->http_max_response_bytes;
+    ao.chunking = config->ChunkingOf("http");
+    ao.on_deleted = [&svc](const std::string&) {
+      if (auto* source = svc.http_source.load()) source->Notify();
+    };
     if (config->search_backend == "qdrant") {
       auto search = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
       if (!search) {
@@ -237,6 +241,8 @@ int ServeCommand::Run() {
   so.host = config->http_host;
   so.port = static_cast<uint16_t>(config->http_port);
   so.max_body_bytes = config->http_max_body_bytes;
+  so.large_body_paths.emplace_back(
+      "/documents", std::max(config->http_max_body_bytes, config->http_max_document_bytes));
   so.max_connections = config->http_max_connections;
   so.write_timeout = std::chrono::duration_cast<std::chrono::seconds>(
       std::chrono::milliseconds(std::max(1000, config->http_write_timeout_ms)));

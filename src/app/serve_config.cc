@@ -41,6 +41,51 @@ Result<long> ParseLong(const char* what, const std::string& s) {
   return v;
 }
 
+// A chunking: block (serve_config.h) over `o`; unknown keys and values are errors.
+Status ParseChunking(const YAML::Node& node, const std::string& where,
+                     pipeline::ChunkingOptions& o) {
+  if (!node.IsMap()) return Error(errc::invalid_argument, where + " must be a map");
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (key == "max_tokens") {
+      o.max_tokens = v.as<size_t>();
+      if (o.max_tokens != 0 && o.max_tokens < 8) {
+        return Error(errc::invalid_argument, where + ".max_tokens must be 0 (the model's) or >= 8");
+      }
+    } else if (key == "overlap_tokens") {
+      o.overlap_tokens = v.as<size_t>();
+    } else if (key == "split") {
+      const auto split = v.as<std::string>();
+      if (split != "sentence" && split != "tokens") {
+        return Error(errc::invalid_argument, where + ".split must be sentence or tokens");
+      }
+      o.split = split == "tokens" ? pipeline::ChunkingOptions::Split::kTokens
+                                  : pipeline::ChunkingOptions::Split::kSentence;
+    } else if (key == "on_overflow") {
+      const auto mode = v.as<std::string>();
+      if (mode == "chunk") {
+        o.on_overflow = pipeline::ChunkingOptions::Overflow::kChunk;
+      } else if (mode == "truncate") {
+        o.on_overflow = pipeline::ChunkingOptions::Overflow::kTruncate;
+      } else if (mode == "reject") {
+        o.on_overflow = pipeline::ChunkingOptions::Overflow::kReject;
+      } else {
+        return Error(errc::invalid_argument,
+                     where + ".on_overflow must be chunk, truncate or reject");
+      }
+    } else {
+      return Error(
+          errc::invalid_argument,
+          where + "." + key + ": unknown (max_tokens, overlap_tokens, split, on_overflow)");
+    }
+  }
+  if (o.max_tokens != 0 && o.overlap_tokens + 3 > o.max_tokens) {
+    return Error(errc::invalid_argument, where + ".overlap_tokens must be below max_tokens - 2");
+  }
+  return {};
+}
+
 bool LooksSecret(std::string key) {
   std::transform(key.begin(), key.end(), key.begin(), ::tolower);
   for (const char* word : {"password", "secret", "token", "credential", "key"}) {
@@ -117,6 +162,9 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
       if (h["host"]) c.http_host = h["host"].as<std::string>();
       if (h["port"]) c.http_port = h["port"].as<int>();
       if (h["max_body_bytes"]) c.http_max_body_bytes = h["max_body_bytes"].as<size_t>();
+      if (h["max_document_bytes"]) {
+        c.http_max_document_bytes = h["max_document_bytes"].as<size_t>();
+      }
       if (h["max_connections"]) c.http_max_connections = h["max_connections"].as<size_t>();
       if (h["write_timeout_ms"]) c.http_write_timeout_ms = h["write_timeout_ms"].as<int>();
       if (h["max_response_bytes"]) {
@@ -179,6 +227,9 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
     if (auto jl = root["sinks"]["jsonl"]) {
       if (jl["path"]) c.jsonl_path = jl["path"].as<std::string>();
     }
+    if (auto ch = root["chunking"]) {
+      if (auto st = ParseChunking(ch, path + ": chunking", c.chunking); !st) return st.error();
+    }
     if (auto sources = root["sources"]) {
       if (!sources.IsMap()) return Error(errc::invalid_argument, path + ": sources must be a map");
       for (const auto& kv : sources) {
@@ -187,6 +238,13 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
                          [&](const char* n) { return name == n; }) == std::end(kSourceNames)) {
           return Error(errc::invalid_argument,
                        path + ": sources." + name + ": unknown source (http, kafka, postgres)");
+        }
+        if (auto ch = kv.second["chunking"]) {
+          pipeline::ChunkingOptions o = c.chunking;
+          if (auto st = ParseChunking(ch, path + ": sources." + name + ".chunking", o); !st) {
+            return st.error();
+          }
+          c.source_chunking[name] = o;
         }
         if (auto list = kv.second["sinks"]) {
           c.source_sinks[name] = list.IsSequence() ? list.as<std::vector<std::string>>()
@@ -329,6 +387,7 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("host").String(c.http_host);
   w.Key("port").Int(c.http_port);
   w.Key("max_body_bytes").Uint(c.http_max_body_bytes);
+  w.Key("max_document_bytes").Uint(c.http_max_document_bytes);
   w.Key("max_connections").Uint(c.http_max_connections);
   w.Key("write_timeout_ms").Int(c.http_write_timeout_ms);
   w.Key("max_response_bytes").Uint(c.http_max_response_bytes);
@@ -395,6 +454,18 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("poll_interval_ms").Int(pg.poll_interval_ms);
   w.EndObject().EndObject();
   w.Key("search").BeginObject().Key("backend").String(c.search_backend).EndObject();
+  auto chunking = [&w](const pipeline::ChunkingOptions& o) {
+    w.BeginObject().Key("max_tokens").Uint(o.max_tokens);
+    w.Key("overlap_tokens").Uint(o.overlap_tokens);
+    w.Key("split").String(pipeline::SplitName(o.split));
+    w.Key("on_overflow").String(pipeline::OverflowName(o.on_overflow)).EndObject();
+  };
+  w.Key("chunking");
+  chunking(c.chunking);
+  for (const auto& [source, o] : c.source_chunking) {
+    w.Key("chunking." + source);
+    chunking(o);
+  }
   w.EndObject();
   return w.Take();
 }

@@ -37,6 +37,7 @@
 //     host: 0.0.0.0                         # env EMBEDSTREAM_HTTP_HOST
 //     port: 5000                            # env EMBEDSTREAM_HTTP_PORT / PORT
 //     max_body_bytes: 1048576               # larger request bodies get a 413
+//     max_document_bytes: 16777216          # POST /documents bodies (16 MiB)
 //     max_connections: 4096                 # more at once: 503 at accept
 //     write_timeout_ms: 30000               # a response not written by then: closed
 //     max_response_bytes: 8388608           # lists and searches page past this ("next")
@@ -102,6 +103,12 @@
 //       id_column: id
 //       text_column: message
 //       poll_interval_ms: 5000              # fallback when no NOTIFY arrives
+//   chunking:                               # texts longer than the model takes (every
+//                                           # source; sources.<name>.chunking overrides)
+//     max_tokens: 0                         # per chunk with [CLS]/[SEP]; 0: the model's (256)
+//     overlap_tokens: 32                    # repeated from the end of the chunk before
+//     split: sentence                       # sentence (never cut one that fits) | tokens
+//     on_overflow: chunk                    # chunk | truncate | reject (dead letter / 400)
 //   search:
 //     backend: embedded                     # embedded | postgres (pgvector) | qdrant
 //   model: {...}                            # see encoder_flags.h
@@ -114,6 +121,7 @@
 
 #include "core/result.h"
 #include "pg/connection.h"
+#include "pipeline/chunker.h"
 #include "pipeline/circuit_breaker.h"
 #include "pipeline/event_mapping.h"
 
@@ -181,6 +189,14 @@ struct ServeConfig {
   std::string http_host = "0.0.0.0";
   int http_port = 5000;
   size_t http_max_body_bytes = 1 << 20;
+  size_t http_max_document_bytes = 16 << 20;
+  // chunking: (every source), and sources.<name>.chunking over it.
+  pipeline::ChunkingOptions chunking;
+  std::map<std::string, pipeline::ChunkingOptions> source_chunking;
+  const pipeline::ChunkingOptions& ChunkingOf(const std::string& source) const {
+    auto it = source_chunking.find(source);
+    return it == source_chunking.end() ? chunking : it->second;
+  }
   size_t http_max_connections = 4096;
   int http_write_timeout_ms = 30000;
   size_t http_max_response_bytes = 8 << 20;

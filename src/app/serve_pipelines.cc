@@ -52,6 +52,7 @@ Result<BuiltSources> BuildPipelines(const PipelineContext& ctx, PipelineSet& set
   for (const auto& name : config.Sources()) {
     SourcePipelineOptions po;
     po.runtime = RuntimeOptionsOf(config);
+    po.runtime.chunking = config.ChunkingOf(name);
     po.hub = ctx.hub;
     po.model_name = ctx.encoder.info().model_name;
     po.dim = ctx.encoder.dim();

@@ -52,6 +52,24 @@ void CollectMetrics(std::string& out) {
                    {{"source", p->name()}, {"outcome", outcome}}, static_cast<double>(v));
     }
   }
+  AppendMetricHeader(out, "embedstream_source_chunking_total",
+                     "Texts longer than the model per source and outcome: chunked (documents "
+                     "cut), chunks (what they became), truncated, rejected_too_long; and "
+                     "deleted (delete operations every sink has)",
+                     "counter");
+  for (const auto* p : all) {
+    const auto& s = p->stats();
+    const std::pair<const char*, uint64_t> outcomes[] = {
+        {"chunked", s.chunked.load()},
+        {"chunks", s.chunks.load()},
+        {"truncated", s.truncated.load()},
+        {"rejected_too_long", s.rejected_too_long.load()},
+        {"deleted", s.deleted.load()}};
+    for (const auto& [outcome, v] : outcomes) {
+      AppendSample(out, "embedstream_source_chunking_total",
+                   {{"source", p->name()}, {"outcome", outcome}}, static_cast<double>(v));
+    }
+  }
   source_family({"embedstream_source_batches_total", "Encoder batches per source", "counter"},
                 [](const SourcePipeline& p) { return static_cast<double>(p.stats().batches); });
   source_family(
@@ -183,6 +201,16 @@ void SourcePipeline::WriteSourceJson(JsonWriter& w) const {
       .Uint(s.rejected.load())
       .Key("acked")
       .Uint(s.acked.load())
+      .Key("deleted")
+      .Uint(s.deleted.load())
+      .Key("chunked")
+      .Uint(s.chunked.load())
+      .Key("chunks")
+      .Uint(s.chunks.load())
+      .Key("truncated")
+      .Uint(s.truncated.load())
+      .Key("rejected_too_long")
+      .Uint(s.rejected_too_long.load())
       .Key("batches")
       .Uint(s.batches.load())
       .Key("average_batch_size")
@@ -271,6 +299,18 @@ void PipelineSet::WriteJson(JsonWriter& w) const {
     p->WriteSourceJson(w);
   }
   w.EndObject();
+  // Chunking and deletes over every source (each source has its own above).
+  uint64_t chunked = 0, chunks = 0, truncated = 0, too_long = 0, deleted = 0;
+  for (const auto& p : pipelines_) {
+    const auto& s = p->stats();
+    chunked += s.chunked.load();
+    chunks += s.chunks.load();
+    truncated += s.truncated.load();
+    too_long += s.rejected_too_long.load();
+    deleted += s.deleted.load();
+  }
+  w.Key("chunked").Uint(chunked).Key("chunks").Uint(chunks).Key("truncated").Uint(truncated);
+  w.Key("rejected_too_long").Uint(too_long).Key("deleted").Uint(deleted);
   struct Sum {
     pipeline::CircuitBreaker::State state = pipeline::CircuitBreaker::State::kClosed;
     uint64_t opened_total = 0, rejected_calls = 0, written = 0, refused = 0, writes = 0, errors = 0,

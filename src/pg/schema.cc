@@ -133,6 +133,29 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
       return r.error();
     }
   }
+  // Chunks of long documents (created with the tables, so an upgrade adds it).
+  const std::string chunks_unquoted = ChunksTable(o.embeddings_table);
+  const std::string create_chunks =
+      "CREATE TABLE IF NOT EXISTS " + s.chunks_table + " (id text PRIMARY KEY, parent_id " +
+      s.id_type + " NOT NULL REFERENCES " + s.text_table + " (" + s.id_column +
+      ") ON DELETE CASCADE, chunk_index int NOT NULL, chunk_count int NOT NULL, char_start int "
+      "NOT NULL, char_end int NOT NULL, chunk_text text NOT NULL, embedding vector(" +
+      std::to_string(o.dim) +
+      "), model_name text, metadata jsonb, created_at timestamptz DEFAULT now());\n"
+      "CREATE INDEX IF NOT EXISTS " +
+      conn.Quote(chunks_unquoted + "_parent_idx") + " ON " + s.chunks_table +
+      " (parent_id);\nCREATE INDEX IF NOT EXISTS " + conn.Quote(chunks_unquoted + "_hnsw_idx") +
+      " ON " + s.chunks_table +
+      " USING hnsw (embedding vector_cosine_ops) WITH (m = " + std::to_string(o.hnsw_m) +
+      ", ef_construction = " + std::to_string(o.hnsw_ef_construction) + ")";
+  auto has_chunks = conn.ExecParams("SELECT to_regclass($1) IS NOT NULL", {s.chunks_table},
+                                    PGRES_TUPLES_OK, "looking for the chunks table");
+  if (!has_chunks) return has_chunks.error();
+  if (std::string(PQgetvalue(has_chunks->get(), 0, 0)) != "t") {
+    if (auto r = conn.Exec(create_chunks, PGRES_COMMAND_OK, "creating the chunks table"); !r) {
+      return r.error();
+    }
+  }
   auto hnsw = conn.ExecParams(
       "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
       "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = to_regclass($1) AND am.amname = "
@@ -178,6 +201,12 @@ std::string ProgressTable(const std::string& embeddings_table) {
   return t;
 }
 
+std::string ChunksTable(const std::string& embeddings_table) {
+  std::string t = embeddings_table + "_chunks";
+  if (t.size() > kMaxIdentifierBytes) t.resize(kMaxIdentifierBytes);
+  return t;
+}
+
 std::string NotifyChannel(const std::string& text_table) {
   std::string c = "embedstream." + text_table;
   if (c.size() > kMaxIdentifierBytes) c.resize(kMaxIdentifierBytes);
@@ -199,6 +228,7 @@ Result<Schema> EnsureSchema(Connection& conn, const SchemaOptions& o) {
   s.text_table = conn.Quote(o.text_table);
   s.embeddings_table = conn.Quote(o.embeddings_table);
   s.progress_table = conn.Quote(ProgressTable(o.embeddings_table));
+  s.chunks_table = conn.Quote(ChunksTable(o.embeddings_table));
   s.id_column = conn.Quote(o.id_column);
   s.text_column = conn.Quote(o.text_column);
   s.channel = NotifyChannel(o.text_table);

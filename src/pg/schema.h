@@ -9,6 +9,14 @@
 //                       embedding vector(dim), model_name, metadata jsonb,
 //                       created_at, text_md5 (md5 of the text embedded)
 //
+//   <embeddings_table>_chunks  chunks of documents longer than the model
+//                       takes: id text ("<document id>#<n>"), parent_id
+//                       (references the text row, ON DELETE CASCADE),
+//                       chunk_index, chunk_count, char_start, char_end
+//                       (code points), chunk_text, embedding, model_name,
+//                       metadata; HNSW cosine index. A chunked document has
+//                       its text row and no <embeddings_table> row.
+//
 //   <embeddings_table>_progress  the CQRS source's progress: id, text_md5
 //                       (md5 of the text every sink of its pipeline has),
 //                       model_name, done_at
@@ -51,6 +59,7 @@ struct Schema {
   std::string text_table;        // quoted
   std::string embeddings_table;  // quoted
   std::string progress_table;    // quoted
+  std::string chunks_table;      // quoted
   std::string id_column;         // quoted
   std::string text_column;       // quoted
   std::string id_type;           // SQL type of the text id, e.g. "uuid"
@@ -74,6 +83,8 @@ Result<bool> HasNotifyTrigger(Connection& conn, const SchemaOptions& options);
 
 // <embeddings_table>_progress, at most 63 bytes (unquoted).
 std::string ProgressTable(const std::string& embeddings_table);
+// <embeddings_table>_chunks, at most 63 bytes (unquoted).
+std::string ChunksTable(const std::string& embeddings_table);
 
 // The NOTIFY channel of a text table: "embedstream." + table, at most 63 bytes.
 std::string NotifyChannel(const std::string& text_table);

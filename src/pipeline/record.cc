@@ -51,6 +51,12 @@ DecodeResult DecodeJson(std::string_view bytes) {
       if (v.is_number()) rec.timestamp = v.get_double().value_unsafe();
     } else if (key == "source") {
       if (v.is_string()) rec.source.assign(std::string_view(v.get_string().value_unsafe()));
+    } else if (key == "op") {
+      std::string_view op;
+      if (v.get_string().get(op) || (op != "delete" && op != "upsert")) {
+        return Fail("wrong_type", "'op' must be \"upsert\" or \"delete\"");
+      }
+      rec.remove = op == "delete";
     } else if (key == "metadata") {
       if (v.is_null()) continue;
       if (!v.is_object()) return Fail("wrong_type", "'metadata' must be an object");
@@ -58,7 +64,12 @@ DecodeResult DecodeJson(std::string_view bytes) {
     }
     // Unknown fields are ignored: producers may add their own.
   }
-  if (!have_text) return Fail("missing_text", "no 'text' (or 'message') field");
+  if (rec.remove) {
+    if (rec.id.empty()) return Fail("missing_id", "a delete needs an 'id'");
+    rec.text.clear();
+  } else if (!have_text) {
+    return Fail("missing_text", "no 'text' (or 'message') field");
+  }
   DecodeResult r;
   r.record = std::move(rec);
   return r;
@@ -101,7 +112,23 @@ void AppendEmbeddingRecord(std::string& out, const OutputFields& f,
   w.Key("processing_timestamp").Double(f.processing_timestamp);
   w.Key("input_timestamp").Double(f.input_timestamp);
   w.Key("input_source").String(f.input_source);
+  if (f.chunk) {
+    w.Key("parent_id").String(f.parent_id);
+    w.Key("chunk_index").Uint(f.chunk_index);
+    w.Key("chunk_count").Uint(f.chunk_count);
+  }
+  if (f.chunk || f.truncated) {
+    w.Key("char_start").Uint(f.char_start);
+    w.Key("char_end").Uint(f.char_end);
+  }
+  if (f.truncated) w.Key("truncated").Bool(true);
   w.EndObject();
+  out.append(w.view());
+}
+
+void AppendDeleteRecord(std::string& out, std::string_view id) {
+  JsonWriter w;
+  w.BeginObject().Key("id").String(id).Key("op").String("delete").EndObject();
   out.append(w.view());
 }
 

@@ -3,7 +3,8 @@
 //
 // Input (DESIGN.md "Contracts"): seed 000 JSON {"id","text","timestamp",
 // "source","metadata"}, seed 001 {"id","text"} or {"id","message"}, or a
-// plain UTF-8 value. Output: seed 000's `embeddings` record, field names
+// plain UTF-8 value; {"id": ..., "op": "delete"} deletes the id ("op":
+// "upsert" is the default). Output: seed 000's `embeddings` record, field names
 // exactly: id, original_text, embedding, model_name, timestamp,
 // embedding_dimension, processing_timestamp, input_timestamp, input_source.
 // Pure functions; thread-safe.
@@ -27,12 +28,14 @@ struct InputRecord {
   std::optional<double> timestamp;  // seconds since the epoch
   std::string source;               // empty: the caller's default
   std::string metadata_json;        // raw JSON object, empty when absent
+  bool remove = false;              // {"id": ..., "op": "delete"}: no text
 };
 
 // Why a record cannot be processed; `reason` is a stable machine-readable
 // code (DLQ header error.reason, error records), `detail` is for people.
 struct RecordError {
-  std::string reason;  // invalid_utf8 | invalid_json | missing_text | wrong_type | too_large
+  // invalid_utf8 | invalid_json | missing_text | missing_id | wrong_type | too_large
+  std::string reason;
   std::string detail;
 };
 
@@ -57,10 +60,18 @@ struct OutputFields {
   double input_timestamp = 0;
   double processing_timestamp = 0;
   std::string_view input_source;
+  // A chunk of a document: id is "<parent_id>#<chunk_index>" and these are
+  // added (a text that fits in one chunk gives exactly today's record).
+  bool chunk = false;
+  std::string_view parent_id;
+  uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
+  bool truncated = false;  // adds "truncated": true and the span embedded
 };
 
 // Appends one compact JSON object (no newline) to `out`.
 void AppendEmbeddingRecord(std::string& out, const OutputFields& fields,
                            std::span<const float> embedding);
+// {"id": ..., "op": "delete"} (the JSON lines form of a delete).
+void AppendDeleteRecord(std::string& out, std::string_view id);
 
 }  // namespace embedstream::pipeline

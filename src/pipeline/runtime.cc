@@ -15,8 +15,15 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 size_t Record::Bytes() const {
+  // The shared document is counted with its first chunk.
   return sizeof(Record) + id.size() + text.size() + metadata_json.size() + input_source.size() +
-         user_id.size() + event_key.size() + original_key.size() + original_value.size();
+         user_id.size() + event_key.size() + original_key.size() + original_value.size() +
+         (document && chunk_index == 0 ? document->size() : 0);
+}
+
+std::string Record::ChunkId() const {
+  if (chunk_count <= 1) return id;
+  return id + "#" + std::to_string(chunk_index);
 }
 
 // One batch from Flush until it is acked.
@@ -27,9 +34,10 @@ struct Runtime::Batch {
   std::vector<std::vector<int32_t>> tokens;            // per record (live ones)
   size_t token_count = 0;
   size_t bytes = 0;
-  std::vector<size_t> live;     // records that go to the sinks
-  std::vector<float> vectors;   // live.size() * dim
-  std::vector<SinkItem> items;  // per live record
+  std::vector<size_t> live;             // records that go to the sinks
+  std::vector<float> vectors;           // live.size() * dim
+  std::vector<SinkItem> items;          // per live record
+  std::unordered_set<std::string> ids;  // of the records (intake thread, until Flush)
   // Per sink: (position in `live`, why) refused for good; each sink thread
   // writes its own slot, the last one merges.
   std::vector<std::vector<std::pair<size_t, Rejection>>> sink_refused;
@@ -190,10 +198,81 @@ std::vector<const SinkGuard*> Runtime::guards() const {
   return out;
 }
 
-size_t Runtime::TokenCount(const Record& r, std::vector<int32_t>& tokens) {
-  if (!options_.embed) return std::max<size_t>(1, r.text.size() / 4);
-  tokens = embedder_->Tokenize(r.text);
-  return tokens.size();
+void Runtime::Split(Record&& r, std::optional<Rejection>& error, std::vector<Record>& parts,
+                    std::vector<std::vector<int32_t>>& seqs) {
+  if (error || r.deleted() || !options_.embed) {
+    parts.push_back(std::move(r));
+    seqs.emplace_back();
+    return;
+  }
+  thread_local std::vector<int32_t> pieces;
+  thread_local std::vector<text::TokenizedWord> words;
+  if (!embedder_->TokenizeWords(r.text, pieces, words)) {
+    seqs.push_back(embedder_->Tokenize(r.text));
+    parts.push_back(std::move(r));
+    return;
+  }
+  const ChunkPlan plan =
+      PlanChunks(r.text, words, pieces.size(), options_.chunking, embedder_->max_tokens());
+  const std::span<const int32_t> all(pieces);
+  switch (plan.kind) {
+    case ChunkPlan::Kind::kWhole:
+      seqs.push_back(embedder_->Frame(all));
+      parts.push_back(std::move(r));
+      return;
+    case ChunkPlan::Kind::kTooLong:
+      error = Rejection{"too_long", "chunking",
+                        std::to_string(plan.tokens) + " tokens; the model takes " +
+                            std::to_string(plan.max_tokens) + " (chunking.on_overflow: reject)",
+                        1};
+      stats_.rejected_too_long.fetch_add(1, std::memory_order_relaxed);
+      parts.push_back(std::move(r));
+      seqs.emplace_back();
+      return;
+    case ChunkPlan::Kind::kTruncated: {
+      const ChunkSpan& span = plan.spans.front();
+      seqs.push_back(embedder_->Frame(all.subspan(span.first_piece, span.pieces)));
+      r.truncated = true;
+      r.char_start = span.char_begin;
+      r.char_end = span.char_end;
+      stats_.truncated.fetch_add(1, std::memory_order_relaxed);
+      parts.push_back(std::move(r));
+      return;
+    }
+    case ChunkPlan::Kind::kChunked:
+      break;
+  }
+  const std::vector<ChunkSpan>& spans = plan.spans;
+  auto doc = std::make_shared<const std::string>(std::move(r.text));
+  r.text.clear();
+  parts.reserve(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const ChunkSpan& span = spans[i];
+    Record part;
+    if (i + 1 == spans.size()) {
+      part = std::move(r);  // the last: the source's originals, acked after the rest
+    } else {
+      part.id = r.id;
+      part.metadata_json = r.metadata_json;
+      part.mapped = r.mapped;
+      part.input_source = r.input_source;
+      part.input_timestamp = r.input_timestamp;
+      part.arrival = r.arrival;
+      part.user_id = r.user_id;
+      part.event_key = r.event_key;
+      part.handle = r.handle;
+    }
+    part.text = doc->substr(span.byte_begin, span.byte_end - span.byte_begin);
+    part.chunk_index = static_cast<uint32_t>(i);
+    part.chunk_count = static_cast<uint32_t>(spans.size());
+    part.char_start = span.char_begin;
+    part.char_end = span.char_end;
+    part.document = doc;
+    seqs.push_back(embedder_->Frame(all.subspan(span.first_piece, span.pieces)));
+    parts.push_back(std::move(part));
+  }
+  stats_.chunked.fetch_add(1, std::memory_order_relaxed);
+  stats_.chunks.fetch_add(spans.size(), std::memory_order_relaxed);
 }
 
 void Runtime::Run(const std::atomic<bool>& stop) {
@@ -303,34 +382,56 @@ void Runtime::Run(const std::atomic<bool>& stop) {
 }
 
 bool Runtime::Add(Record&& r, std::optional<Rejection> error) {
-  std::vector<int32_t> tokens;
-  const size_t n = error ? 0 : TokenCount(r, tokens);
-  if (!building_) {
-    building_ = std::make_shared<Batch>();
-    first_seen_ = Clock::now();
-    deadline_ = r.arrival + options_.batch_max_wait;
-  }
-  deadline_ = std::min(deadline_, r.arrival + options_.batch_max_wait);
-  const size_t bytes = r.Bytes() + tokens.size() * sizeof(int32_t) +
-                       (error || embedder_ == nullptr ? 0 : embedder_->dim() * sizeof(float));
   stats_.read.fetch_add(1, std::memory_order_relaxed);
-  stats_.inflight_records.fetch_add(1, std::memory_order_relaxed);
-  stats_.inflight_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  std::vector<Record> parts;
+  std::vector<std::vector<int32_t>> seqs;
+  Split(std::move(r), error, parts, seqs);
   if (!error) {
-    for (auto* l : listeners_) l->OnRead(r);
+    for (auto* l : listeners_) l->OnRead(parts.front());
   }
+  size_t tokens = 0;
+  for (const auto& q : seqs) tokens += q.size();
+  // One batch per document, each id once per batch (RuntimeOptions::chunking).
+  const std::string id = parts.front().id;
+  const bool ok = !error;
+  if (building_ && !building_->records.empty() &&
+      ((ok && building_->ids.count(id) != 0) ||
+       (parts.size() > 1 && building_->token_count + tokens > options_.batch_max_tokens))) {
+    Flush();
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    AddPart(std::move(parts[i]), i == 0 ? std::move(error) : std::nullopt, std::move(seqs[i]));
+  }
+  if (ok) building_->ids.insert(id);
   Batch& b = *building_;
-  b.bytes += bytes;
-  b.token_count += n;
-  b.records.push_back(std::move(r));
-  b.decode_error.push_back(std::move(error));
-  b.tokens.push_back(std::move(tokens));
   if (b.token_count >= options_.batch_max_tokens ||
       b.records.size() >= options_.batch_max_records) {
     Flush();
     return true;
   }
   return false;
+}
+
+void Runtime::AddPart(Record&& r, std::optional<Rejection> error, std::vector<int32_t> tokens) {
+  size_t n = tokens.size();
+  if (!options_.embed && !error && !r.deleted()) n = std::max<size_t>(1, r.text.size() / 4);
+  if (!building_) {
+    building_ = std::make_shared<Batch>();
+    first_seen_ = Clock::now();
+    deadline_ = r.arrival + options_.batch_max_wait;
+  }
+  deadline_ = std::min(deadline_, r.arrival + options_.batch_max_wait);
+  const bool vector = !error && !r.deleted() && embedder_ != nullptr && options_.embed;
+  const size_t bytes =
+      r.Bytes() + tokens.size() * sizeof(int32_t) + (vector ? embedder_->dim() * sizeof(float) : 0);
+  stats_.inflight_records.fetch_add(1, std::memory_order_relaxed);
+  stats_.inflight_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  Batch& b = *building_;
+  b.bytes += bytes;
+  b.token_count += n;
+  b.records.push_back(std::move(r));
+  b.decode_error.push_back(std::move(error));
+  b.tokens.push_back(std::move(tokens));
 }
 
 bool Runtime::Hold(std::string& why) const {
@@ -392,34 +493,40 @@ void Runtime::EncoderLoop() {
       if (!b.decode_error[i]) b.live.push_back(i);
     }
     const size_t dim = options_.embed ? embedder_->dim() : 0;
-    if (options_.embed && !b.live.empty()) {
+    std::vector<size_t> embedded;  // positions in live of the upserts
+    if (options_.embed) {
+      for (size_t j = 0; j < b.live.size(); ++j) {
+        if (!b.records[b.live[j]].deleted()) embedded.push_back(j);
+      }
+    }
+    if (!embedded.empty()) {
       std::vector<std::vector<int32_t>> seqs;
-      seqs.reserve(b.live.size());
+      seqs.reserve(embedded.size());
       size_t tokens = 0;
-      for (size_t i : b.live) {
+      for (size_t j : embedded) {
+        const size_t i = b.live[j];
         for (auto* l : listeners_) l->OnEmbedding(b.records[i]);
         tokens += b.tokens[i].size();
         seqs.push_back(std::move(b.tokens[i]));
       }
-      b.vectors.resize(b.live.size() * dim);
+      b.vectors.resize(embedded.size() * dim);
       const auto t0 = Clock::now();
       embedder_->Embed(seqs, b.vectors.data());
       const auto took = Clock::now() - t0;
-      for (size_t i : b.live) {
-        for (auto* l : listeners_) l->OnEmbedded(b.records[i]);
+      for (size_t j : embedded) {
+        for (auto* l : listeners_) l->OnEmbedded(b.records[b.live[j]]);
       }
-      for (auto* l : listeners_) l->OnBatch(b.live.size(), tokens, took);
-      stats_.embedded.fetch_add(b.live.size(), std::memory_order_relaxed);
+      for (auto* l : listeners_) l->OnBatch(embedded.size(), tokens, took);
+      stats_.embedded.fetch_add(embedded.size(), std::memory_order_relaxed);
     }
     b.tokens.clear();
     b.tokens.shrink_to_fit();
     stats_.batches.fetch_add(1, std::memory_order_relaxed);
     stats_.batch_records.fetch_add(b.records.size(), std::memory_order_relaxed);
     stats_.batch_tokens.fetch_add(b.token_count, std::memory_order_relaxed);
-    for (size_t j = 0; j < b.live.size(); ++j) {
-      SinkItem item{&b.records[b.live[j]], {}};
-      if (dim > 0) item.vector = std::span<const float>(b.vectors.data() + j * dim, dim);
-      b.items.push_back(item);
+    for (size_t j = 0; j < b.live.size(); ++j) b.items.push_back({&b.records[b.live[j]], {}});
+    for (size_t k = 0; k < embedded.size(); ++k) {
+      b.items[embedded[k]].vector = std::span<const float>(b.vectors.data() + k * dim, dim);
     }
     Dispatch(std::move(batch));
   }
@@ -452,11 +559,16 @@ void Runtime::SinkDone(const std::shared_ptr<Batch>& batch) {
       continue;
     }
     const Rejection* refusal = refused[j++];
+    const Record& r = b.records[i];
     if (refusal != nullptr) {
-      b.letters.push_back({&b.records[i], *refusal});
+      // A refused chunk makes its document a dead letter, once, with the
+      // source's originals (its last chunk holds them; chunks are together).
+      const Record* doc = &b.records[i + (r.chunk_count - 1 - r.chunk_index)];
+      if (b.letters.empty() || b.letters.back().record != doc) b.letters.push_back({doc, *refusal});
     } else if (!b.cancelled) {
-      for (auto* l : listeners_) l->OnStored(b.records[i]);
+      for (auto* l : listeners_) l->OnStored(r);
       stats_.stored.fetch_add(1, std::memory_order_relaxed);
+      if (r.deleted()) stats_.deleted.fetch_add(1, std::memory_order_relaxed);
     }
   }
   if (!b.letters.empty() && !b.cancelled) {
@@ -486,15 +598,18 @@ void Runtime::AckDone() {
     // after it is acked.
   }
   for (const auto& batch : ready) {
+    // One ack per source record: a document's with its last chunk.
     std::vector<const Record*> records;
     records.reserve(batch->records.size());
-    for (const auto& r : batch->records) records.push_back(&r);
-    source_.Ack(records);
     for (const auto& r : batch->records) {
-      for (auto* l : listeners_) l->OnAcked(r);
+      if (r.chunk_index + 1 >= r.chunk_count) records.push_back(&r);
+    }
+    source_.Ack(records);
+    for (const Record* r : records) {
+      for (auto* l : listeners_) l->OnAcked(*r);
     }
     stats_.acked.fetch_add(records.size(), std::memory_order_relaxed);
-    stats_.inflight_records.fetch_sub(static_cast<int64_t>(records.size()),
+    stats_.inflight_records.fetch_sub(static_cast<int64_t>(batch->records.size()),
                                       std::memory_order_relaxed);
     stats_.inflight_bytes.fetch_sub(static_cast<int64_t>(batch->bytes), std::memory_order_relaxed);
   }

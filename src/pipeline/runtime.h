@@ -33,8 +33,10 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
+#include "pipeline/chunker.h"
 #include "pipeline/sink_guard.h"
 #include "pipeline/stage.h"
 
@@ -59,16 +61,26 @@ struct RuntimeOptions {
   // false: nothing is embedded (sinks get records without vectors) and
   // batches are cut by an estimate of 4 bytes per token.
   bool embed = true;
+  // Texts longer than the model takes (pipeline/chunker.h). A document's
+  // chunks reach the sinks in one batch (a sink replaces a document's chunks
+  // in one step); a batch holds each id once, so a later operation on an id
+  // (a delete after an upsert) is written after the earlier one.
+  ChunkingOptions chunking;
   std::chrono::milliseconds drain_timeout{30'000};
   SinkGuardOptions guard;
 };
 
 // The source side's counters; read from any thread.
 struct RuntimeStats {
-  std::atomic<uint64_t> read{0};      // records from Read (decoded or not)
-  std::atomic<uint64_t> embedded{0};  // records embedded
-  std::atomic<uint64_t> stored{0};    // records every sink has
-  std::atomic<uint64_t> rejected{0};  // records written to the dead letters
+  std::atomic<uint64_t> read{0};               // records from Read (decoded or not)
+  std::atomic<uint64_t> embedded{0};           // records embedded
+  std::atomic<uint64_t> stored{0};             // records every sink has
+  std::atomic<uint64_t> rejected{0};           // records written to the dead letters
+  std::atomic<uint64_t> deleted{0};            // delete operations every sink has
+  std::atomic<uint64_t> chunked{0};            // documents cut into chunks
+  std::atomic<uint64_t> chunks{0};             // chunks those documents became
+  std::atomic<uint64_t> truncated{0};          // texts cut (on_overflow: truncate)
+  std::atomic<uint64_t> rejected_too_long{0};  // texts refused (on_overflow: reject)
   std::atomic<uint64_t> acked{0};
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> batch_records{0};
@@ -109,8 +121,14 @@ class Runtime {
   struct Batch;
   class Worker;
 
-  // Adds a record to the batch in hand; true when that cut the batch.
+  // Adds a record (a document: all its chunks) to the batch in hand; true
+  // when that cut the batch.
   bool Add(Record&& r, std::optional<Rejection> error);
+  void AddPart(Record&& r, std::optional<Rejection> error, std::vector<int32_t> tokens);
+  // A record as the sinks get it: one, its chunks, or truncated or refused
+  // (chunking), with the token sequence of each.
+  void Split(Record&& r, std::optional<Rejection>& error, std::vector<Record>& parts,
+             std::vector<std::vector<int32_t>>& seqs);
   void Flush();  // the batch in hand to the encoder
   void EncoderLoop();
   void Dispatch(std::shared_ptr<Batch> batch);         // to every sink (encoder thread)
@@ -118,7 +136,6 @@ class Runtime {
   void Finish(const std::shared_ptr<Batch>& batch);    // done: wake the intake thread
   void AckDone();                                      // intake thread: prefix acks
   bool Hold(std::string& why) const;
-  size_t TokenCount(const Record& r, std::vector<int32_t>& tokens);
 
   Source& source_;
   Embedder* embedder_;

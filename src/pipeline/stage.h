@@ -17,16 +17,29 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "text/bert_tokenizer.h"
+
 namespace embedstream::pipeline {
 
 // One record on its way through the runtime.
+//
+// A document longer than the model's limit becomes several records, its
+// chunks (chunk_count > 1): each keeps the document's id, handle and
+// metadata, holds its chunk's text and span, and shares the whole text
+// (`document`). The source is acked once per document, after its last chunk.
 struct Record {
+  enum class Op : uint8_t {
+    kUpsert,  // store (replacing every chunk the id had)
+    kDelete,  // remove the id and all its chunks from every sink
+  };
+  Op op = Op::kUpsert;
   std::string id;
   std::string text;
   std::string metadata_json;   // a JSON object, or empty
@@ -44,6 +57,21 @@ struct Record {
   std::string original_key;
   std::string original_value;
   bool has_original_key = false;
+
+  // Chunking (pipeline/chunker.h): a whole text is chunk 0 of 1.
+  uint32_t chunk_index = 0;
+  uint32_t chunk_count = 1;
+  uint32_t char_start = 0;                      // the chunk's span in the document, in code points
+  uint32_t char_end = 0;                        // (0, 0): the whole text
+  bool truncated = false;                       // on_overflow truncate cut this text
+  std::shared_ptr<const std::string> document;  // the whole text, when chunked
+
+  bool chunked() const { return chunk_count > 1; }
+  bool deleted() const { return op == Op::kDelete; }
+  // The id a sink stores this record under: the id, or "<id>#<n>" for chunk n.
+  std::string ChunkId() const;
+  // The whole text of the document this record is a chunk of.
+  const std::string& DocumentText() const { return document ? *document : text; }
 
   // What the record holds in memory, for pipeline.max_inflight_bytes.
   size_t Bytes() const;
@@ -141,6 +169,20 @@ class Embedder {
   virtual std::vector<int32_t> Tokenize(std::string_view text) = 0;
   // `out`: tokens.size() * dim() floats, L2-normalised rows.
   virtual void Embed(const std::vector<std::vector<int32_t>>& tokens, float* out) = 0;
+
+  // For chunking (pipeline/chunker.h), on the intake thread: the text's
+  // wordpieces without specials, grouped by word with each word's bytes.
+  // false: this embedder cannot (texts are then truncated as by Tokenize).
+  virtual bool TokenizeWords(std::string_view /*text*/, std::vector<int32_t>& /*pieces*/,
+                             std::vector<text::TokenizedWord>& /*words*/) {
+    return false;
+  }
+  // Tokens per sequence the model takes, [CLS]/[SEP] included.
+  virtual size_t max_tokens() const { return 0; }
+  // A sequence from pieces: [CLS] pieces [SEP].
+  virtual std::vector<int32_t> Frame(std::span<const int32_t> pieces) {
+    return {pieces.begin(), pieces.end()};
+  }
 };
 
 // Watches a runtime. Calls come from its threads (named per method); keep

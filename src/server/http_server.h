@@ -52,6 +52,8 @@ struct ServerOptions {
   uint16_t port = 5000;  // 0 = ephemeral; read the bound one with port()
   int io_threads = 1;
   size_t max_body_bytes = 1 << 20;
+  // Paths that take larger bodies (POST /documents): exact path -> limit.
+  std::vector<std::pair<std::string, size_t>> large_body_paths = {};
   // A connection with nothing to read or write for this long is closed
   // (streams excepted: they send their own heartbeats).
   std::chrono::seconds idle_timeout{60};

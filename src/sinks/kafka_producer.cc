@@ -84,15 +84,27 @@ Status KafkaProducer::Produce(const std::string& topic, const std::string& key,
                               const std::string& value,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               uint64_t token) {
+  return ProduceRaw(topic, key, value.data(), value.size(), headers, token);
+}
+
+Status KafkaProducer::ProduceTombstone(const std::string& topic, const std::string& key,
+                                       uint64_t token) {
+  return ProduceRaw(topic, key, nullptr, 0, {}, token);
+}
+
+Status KafkaProducer::ProduceRaw(const std::string& topic, const std::string& key,
+                                 const char* value, size_t size,
+                                 const std::vector<std::pair<std::string, std::string>>& headers,
+                                 uint64_t token) {
   RdKafka::Headers* hdrs = nullptr;
   if (!headers.empty()) {
     hdrs = RdKafka::Headers::create();
     for (const auto& [k, v] : headers) hdrs->add(k, v);
   }
   const auto err = impl_->producer->produce(
-      topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-      const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(), key.size(),
-      0, hdrs, reinterpret_cast<void*>(static_cast<uintptr_t>(token)));
+      topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value),
+      size, key.empty() ? nullptr : key.data(), key.size(), 0, hdrs,
+      reinterpret_cast<void*>(static_cast<uintptr_t>(token)));
   if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
   delete hdrs;  // not taken over on failure
   if (err == RdKafka::ERR__QUEUE_FULL) {

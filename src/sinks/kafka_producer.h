@@ -46,6 +46,8 @@ class KafkaProducer {
   // (an unknown topic, a fatal producer error: not the record's fault).
   Status Produce(const std::string& topic, const std::string& key, const std::string& value,
                  const std::vector<std::pair<std::string, std::string>>& headers, uint64_t token);
+  // A tombstone: `key` with a null value (a compacted topic drops the key).
+  Status ProduceTombstone(const std::string& topic, const std::string& key, uint64_t token);
   // Serves delivery reports (calls the listener) for up to timeout_ms.
   void Poll(int timeout_ms);
   // Waits until every queued record is delivered or failed, up to timeout_ms.
@@ -54,6 +56,9 @@ class KafkaProducer {
   int outstanding() const;
 
  private:
+  Status ProduceRaw(const std::string& topic, const std::string& key, const char* value,
+                    size_t size, const std::vector<std::pair<std::string, std::string>>& headers,
+                    uint64_t token);
   KafkaProducer() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -17,6 +17,23 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using pipeline::WriteResult;
 
+// The seed 000 fields of a record (chunk fields for a chunk).
+pipeline::OutputFields FieldsOf(const pipeline::Record& r, const std::string& chunk_id) {
+  pipeline::OutputFields f;
+  f.id = r.chunked() ? std::string_view(chunk_id) : std::string_view(r.id);
+  f.original_text = r.text;
+  f.input_timestamp = r.input_timestamp;
+  f.input_source = r.input_source;
+  f.chunk = r.chunked();
+  f.parent_id = r.id;
+  f.chunk_index = r.chunk_index;
+  f.chunk_count = r.chunk_count;
+  f.char_start = r.char_start;
+  f.char_end = r.char_end;
+  f.truncated = r.truncated;
+  return f;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<KafkaTopicSink>> KafkaTopicSink::Create(Options options) {
@@ -54,17 +71,17 @@ WriteResult KafkaTopicSink::Write(std::span<const pipeline::SinkItem> items) {
       continue;
     }
     value.clear();
-    pipeline::OutputFields f;
-    f.id = r.id;
-    f.original_text = r.text;
+    const std::string chunk_id = r.ChunkId();
+    pipeline::OutputFields f = FieldsOf(r, chunk_id);
     f.model_name = options_.model_name;
-    f.input_timestamp = r.input_timestamp;
     f.processing_timestamp = now;
-    f.input_source = r.input_source;
-    pipeline::AppendEmbeddingRecord(value, f, items[i].vector);
+    if (!r.deleted()) pipeline::AppendEmbeddingRecord(value, f, items[i].vector);
     Status st;
     for (;;) {
-      st = producer_->Produce(options_.topic, r.id, value, {}, base_ + i);
+      // Keyed by the document's id: its chunks stay in one partition, in
+      // order; a delete is that key's tombstone.
+      st = r.deleted() ? producer_->ProduceTombstone(options_.topic, r.id, base_ + i)
+                       : producer_->Produce(options_.topic, r.id, value, {}, base_ + i);
       if (st.ok() || st.error().code != errc::unavailable) break;
       producer_->Poll(50);  // the local queue is full: let deliveries drain
     }
@@ -111,8 +128,22 @@ WriteResult PgvectorSink::Write(std::span<const pipeline::SinkItem> items) {
   std::vector<PgRow> rows;
   rows.reserve(items.size());
   for (const auto& it : items) {
-    PgRow row{it.record->id, it.record->text, it.record->metadata_json, {}};
-    if (mode_ != Mode::kText) row.vector.assign(it.vector.begin(), it.vector.end());
+    const pipeline::Record& r = *it.record;
+    PgRow row;
+    row.id = r.id;
+    row.text = r.text;
+    row.metadata_json = r.metadata_json;
+    row.remove = r.deleted();
+    if (mode_ != Mode::kText && !row.remove) row.vector.assign(it.vector.begin(), it.vector.end());
+    row.chunk_index = r.chunk_index;
+    row.chunk_count = r.chunk_count;
+    row.char_start = r.char_start;
+    row.char_end = r.char_end;
+    if (r.chunked() && r.chunk_index == 0) row.document_text = r.DocumentText();
+    if (mode_ == Mode::kText) {  // the text table holds whole documents
+      row.text = r.DocumentText();
+      row.chunk_count = 1;
+    }
     rows.push_back(std::move(row));
   }
   auto upsert = [&](std::span<const PgRow> part) {
@@ -156,13 +187,61 @@ std::string QdrantPointSink::Payload(const pipeline::Record& r) {
   return "{\"text\":" + text.Take() + "}";
 }
 
+std::string QdrantPointSink::ChunkPayload(const pipeline::Record& r) {
+  std::string payload = Payload(r);
+  JsonWriter w;
+  w.BeginObject().Key("parent_id").String(r.id).Key("chunk_index").Uint(r.chunk_index);
+  w.Key("chunk_count").Uint(r.chunk_count);
+  if (r.chunked() || r.truncated) {
+    w.Key("char_start").Uint(r.char_start).Key("char_end").Uint(r.char_end);
+  }
+  w.EndObject();
+  const std::string_view fields = w.view().substr(1, w.view().size() - 2);
+  // Payload() gives an object: insert the fields before its closing brace.
+  while (!payload.empty() && payload.back() != '}') payload.pop_back();
+  if (payload.size() < 2) payload = "{}";
+  payload.pop_back();
+  if (payload.find_first_not_of(" \t\r\n", 1) != std::string::npos) payload.push_back(',');
+  payload.append(fields);
+  payload.push_back('}');
+  return payload;
+}
+
 WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
   std::vector<QdrantPoint> points;
+  std::vector<size_t> point_item;  // index into items
   points.reserve(items.size());
-  for (const auto& it : items) {
-    points.push_back({it.record->id, std::vector<float>(it.vector.begin(), it.vector.end()),
-                      Payload(*it.record)});
+  // One delete for the batch: each deleted document (its chunks, and its
+  // point by id for points written before chunking existed), and the
+  // points of another chunk count of each document written.
+  JsonWriter drop;
+  drop.BeginObject().Key("should").BeginArray();
+  bool any_drop = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const pipeline::Record& r = *items[i].record;
+    if (r.deleted()) {
+      drop.BeginObject().Key("key").String("parent_id").Key("match").BeginObject();
+      drop.Key("value").String(r.id).EndObject().EndObject();
+      drop.BeginObject().Key("has_id").BeginArray().String(QdrantSink::PointId(r.id));
+      drop.EndArray().EndObject();
+      any_drop = true;
+      continue;
+    }
+    if (r.chunk_index == 0) {
+      drop.BeginObject().Key("must").BeginArray();
+      drop.BeginObject().Key("key").String("parent_id").Key("match").BeginObject();
+      drop.Key("value").String(r.id).EndObject().EndObject().EndArray();
+      drop.Key("must_not").BeginArray();
+      drop.BeginObject().Key("key").String("chunk_count").Key("match").BeginObject();
+      drop.Key("value").Uint(r.chunk_count).EndObject().EndObject().EndArray().EndObject();
+      any_drop = true;
+    }
+    points.push_back({r.ChunkId(),
+                      std::vector<float>(items[i].vector.begin(), items[i].vector.end()),
+                      ChunkPayload(r)});
+    point_item.push_back(i);
   }
+  drop.EndArray().EndObject();
   auto out = sink_->Upsert(points);
   if (!out) {
     // 413, or a large body cut off in transit: split (one point alone is
@@ -174,7 +253,12 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
     return WriteResult::Unavailable(out.error().message);
   }
   WriteResult r;
-  for (const auto& rej : out->rejected) r.refused.emplace_back(rej.index, rej.message);
+  for (const auto& rej : out->rejected) r.refused.emplace_back(point_item[rej.index], rej.message);
+  if (any_drop) {
+    if (Status st = sink_->DeleteWhere(drop.Take()); !st) {
+      return WriteResult::Unavailable(st.error().message);
+    }
+  }
   return r;
 }
 
@@ -183,14 +267,16 @@ WriteResult JsonLinesSink::Write(std::span<const pipeline::SinkItem> items) {
   out_.clear();
   for (const auto& it : items) {
     const pipeline::Record& r = *it.record;
-    pipeline::OutputFields f;
-    f.id = r.id;
-    f.original_text = r.text;
+    if (r.deleted()) {
+      pipeline::AppendDeleteRecord(out_, r.id);
+      out_.push_back('\n');
+      continue;
+    }
+    const std::string chunk_id = r.ChunkId();
+    pipeline::OutputFields f = FieldsOf(r, chunk_id);
     f.model_name = model_name_;
-    f.input_timestamp = r.input_timestamp;
     f.processing_timestamp = now;
-    f.input_source = r.input_source.empty() ? std::string_view(default_source_)
-                                            : std::string_view(r.input_source);
+    if (r.input_source.empty()) f.input_source = default_source_;
     pipeline::AppendEmbeddingRecord(out_, f, it.vector);
     out_.push_back('\n');
   }

@@ -15,7 +15,9 @@
 //                    the same table); a batch PostgreSQL refuses is written
 //                    row by row to find the refused rows.
 //   QdrantPointSink  QdrantSink::Upsert; HTTP 413 from Qdrant or a proxy is
-//                    kTooLarge; points Qdrant refuses are refused.
+//                    kTooLarge; points Qdrant refuses are refused. Then one
+//                    delete per batch: deleted documents, and a written
+//                    document's points of another chunk count.
 //   JsonLinesSink    seed 000 `embeddings` records, one JSON line each, to a
 //                    file descriptor (stdout, a file), in batch order.
 //
@@ -89,6 +91,10 @@ class QdrantPointSink : public pipeline::Sink {
   // The payload of a record's point: a mapped event's payload as it is
   // (it holds "text"), else its metadata's fields plus "text".
   static std::string Payload(const pipeline::Record& r);
+  // Payload() plus parent_id, chunk_index, chunk_count (every point: a
+  // document's points are found by parent_id to replace or delete them) and
+  // char_start/char_end for a chunk.
+  static std::string ChunkPayload(const pipeline::Record& r);
 
  private:
   std::shared_ptr<QdrantSink> sink_;

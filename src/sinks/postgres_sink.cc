@@ -16,6 +16,7 @@ namespace {
 
 // Session-local staging table for COPY; emptied at each commit.
 constexpr const char* kStagingTable = "es_pg_sink_staging";
+constexpr const char* kChunkStagingTable = "es_pg_sink_chunks";
 constexpr size_t kEfSearchDefault = 40;  // pgvector's hnsw.ef_search default
 // Candidates per search at least: pgvector's 40 misses true top-5 hits even
 // on a few hundred rows; 200 matched an exact scan in tests/e2e.
@@ -27,6 +28,17 @@ constexpr size_t kEfSearchMax = 1000;
 // query far from every row, tests/e2e/test_postgres.py, even at ef 200).
 constexpr int64_t kExactSearchBelowBytes = 64 << 20;
 constexpr auto kSizeRecheck = std::chrono::seconds(5);
+
+// One element of a PostgreSQL array literal, quoted, after a comma.
+void AppendArrayElement(std::string& out, const std::string& v) {
+  if (!out.empty()) out += ',';
+  out += '"';
+  for (char ch : v) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  out += '"';
+}
 
 }  // namespace
 
@@ -64,10 +76,16 @@ struct PostgresSink::Impl {
   // COMMIT (a rollback takes the CREATE back).
   Status EnsureStaging() {
     if (staging_generation == conn->generation()) return {};
-    if (auto r = conn->Exec(std::string("CREATE TEMP TABLE IF NOT EXISTS ") + kStagingTable +
-                                " (seq bigint, id uuid, source_id text, message text, metadata "
-                                "jsonb, embedding vector) ON COMMIT DELETE ROWS",
-                            PGRES_COMMAND_OK, "creating the staging table");
+    if (auto r = conn->Exec(
+            std::string("CREATE TEMP TABLE IF NOT EXISTS ") + kStagingTable +
+                " (seq bigint, id uuid, source_id text, message text, metadata "
+                "jsonb, embedding vector, chunk_count int) ON COMMIT DELETE "
+                "ROWS;\nCREATE TEMP TABLE IF NOT EXISTS " +
+                kChunkStagingTable +
+                " (seq bigint, parent text, source_id text, id text, chunk_index int, chunk_count "
+                "int, char_start int, char_end int, chunk_text text, metadata "
+                "jsonb, embedding vector) ON COMMIT DELETE ROWS",
+            PGRES_COMMAND_OK, "creating the staging tables");
         !r) {
       return r.error();
     }
@@ -90,23 +108,64 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   };
   if (auto r = c.Exec("BEGIN", PGRES_COMMAND_OK, "BEGIN"); !r) return fail(r.error());
   if (Status st = EnsureStaging(); !st) return fail(st.error());
-  std::string buf;
+  // Staged: whole texts and the documents of chunk 0s (no vector); chunks
+  // apart; deletes as an id list.
+  std::string buf, chunk_buf, removes;
+  size_t staged = 0, staged_chunks = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const PgRow& row = rows[i];
     bool is_uuid = false;
+    const std::string stored = StoredId(row.id, &is_uuid);
+    if (row.remove) {
+      // The id as the table has it: the text table's own (vectors mode) or
+      // the stored UUID.
+      AppendArrayElement(removes, vectors_only ? row.id : stored);
+      continue;
+    }
+    const bool chunk = row.chunk_count > 1;
+    if (chunk && with_vectors) {
+      chunk_buf += std::to_string(i);
+      chunk_buf += '\t';
+      pg::AppendCopyText(chunk_buf, vectors_only ? row.id : stored);
+      chunk_buf += '\t';
+      if (is_uuid || vectors_only) {
+        chunk_buf += "\\N";
+      } else {
+        pg::AppendCopyText(chunk_buf, row.id);  // the document's original id
+      }
+      chunk_buf += '\t';
+      pg::AppendCopyText(chunk_buf, row.id + "#" + std::to_string(row.chunk_index));
+      for (uint32_t v : {row.chunk_index, row.chunk_count, row.char_start, row.char_end}) {
+        chunk_buf += '\t';
+        chunk_buf += std::to_string(v);
+      }
+      chunk_buf += '\t';
+      pg::AppendCopyText(chunk_buf, row.text);
+      chunk_buf += '\t';
+      if (row.metadata_json.empty()) {
+        chunk_buf += "\\N";
+      } else {
+        pg::AppendCopyText(chunk_buf, row.metadata_json);
+      }
+      chunk_buf += '\t';
+      pg::AppendVector(chunk_buf, row.vector);
+      chunk_buf += '\n';
+      ++staged_chunks;
+      if (row.chunk_index != 0) continue;  // the document's row comes with chunk 0
+    }
     // Vectors only: the text table's own id, in source_id, cast on insert.
-    std::string id = vectors_only ? std::string("\\N") : StoredId(row.id, &is_uuid);
+    std::string id = vectors_only ? std::string("\\N") : stored;
     buf += std::to_string(i);
     buf += '\t';
     buf += id;
     buf += '\t';
-    if (is_uuid) {
+    if (is_uuid && !vectors_only) {
       buf += "\\N";
     } else {
       pg::AppendCopyText(buf, row.id);
     }
     buf += '\t';
-    pg::AppendCopyText(buf, row.text);
+    pg::AppendCopyText(buf, chunk ? row.document_text : row.text);
     buf += '\t';
     if (row.metadata_json.empty()) {
       buf += "\\N";
@@ -114,18 +173,24 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
       pg::AppendCopyText(buf, row.metadata_json);
     }
     buf += '\t';
-    if (with_vectors) {
+    if (with_vectors && !chunk) {
       pg::AppendVector(buf, row.vector);
     } else {
       buf += "\\N";
     }
+    buf += '\t';
+    buf += std::to_string(chunk ? row.chunk_count : 1);
     buf += '\n';
+    ++staged;
   }
-  if (Status st = c.CopyIn(std::string("COPY ") + kStagingTable +
-                               " (seq, id, source_id, message, metadata, embedding) FROM STDIN",
-                           buf, "COPY");
-      !st) {
-    return fail(st.error());
+  if (staged > 0) {
+    if (Status st = c.CopyIn(std::string("COPY ") + kStagingTable +
+                                 " (seq, id, source_id, message, metadata, embedding, chunk_count) "
+                                 "FROM STDIN",
+                             buf, "COPY");
+        !st) {
+      return fail(st.error());
+    }
   }
   // The metadata stored: the record's, plus source_id when the id was mapped.
   const std::string metadata =
@@ -135,50 +200,86 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   // only once per statement). A replay updates nothing: unchanged rows are
   // skipped by the WHERE of DO UPDATE.
   const pg::Schema& s = schema;
-  if (vectors_only) {
-    const std::string upsert_vectors =
-        "INSERT INTO " + s.embeddings_table +
-        " AS e (id, embedding, model_name, metadata, text_md5) SELECT DISTINCT ON (source_id) "
-        "source_id::" +
-        s.id_type + ", embedding, $1::text, metadata, md5(message) FROM " + kStagingTable +
-        " ORDER BY source_id, seq DESC ON CONFLICT (id) DO UPDATE SET embedding = "
-        "excluded.embedding, model_name = excluded.model_name, metadata = excluded.metadata, "
-        "text_md5 = excluded.text_md5 WHERE (e.embedding, e.model_name, e.metadata, e.text_md5) "
-        "IS DISTINCT FROM (excluded.embedding, excluded.model_name, excluded.metadata, "
-        "excluded.text_md5)";
-    auto n = c.ExecParams(upsert_vectors, {o.model_name}, PGRES_COMMAND_OK,
-                          "upserting " + o.embeddings_table);
-    if (!n) return fail(n.error());
-    if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
-    staging_generation = c.generation();
-    return static_cast<size_t>(std::strtoull(PQcmdTuples(n->get()), nullptr, 10));
+  // The document id of a staged row as the tables have it.
+  const std::string doc_id = vectors_only ? "source_id::" + s.id_type : std::string("id");
+  size_t changed = 0;
+  auto exec = [&](const std::string& sql, const std::string& what) -> Status {
+    auto n = c.ExecParams(sql, {o.model_name}, PGRES_COMMAND_OK, what);
+    if (!n) return n.error();
+    changed += std::strtoull(PQcmdTuples(n->get()), nullptr, 10);
+    return {};
+  };
+  if (staged > 0 && !vectors_only) {
+    const std::string upsert_text =
+        "INSERT INTO " + s.text_table + " AS t (" + s.id_column + ", " + s.text_column +
+        ", processed_at, metadata) SELECT DISTINCT ON (id) id, message, now(), " + metadata +
+        " FROM " + kStagingTable + " ORDER BY id, seq DESC ON CONFLICT (" + s.id_column +
+        ") DO UPDATE SET " + s.text_column + " = excluded." + s.text_column +
+        ", processed_at = excluded.processed_at, metadata = excluded.metadata WHERE (t." +
+        s.text_column + ", t.metadata) IS DISTINCT FROM (excluded." + s.text_column +
+        ", excluded.metadata)";
+    auto n_text = c.Exec(upsert_text, PGRES_COMMAND_OK, "upserting " + o.text_table);
+    if (!n_text) return fail(n_text.error());
+    changed += std::strtoull(PQcmdTuples(n_text->get()), nullptr, 10);
   }
-  const std::string upsert_text =
-      "INSERT INTO " + s.text_table + " AS t (" + s.id_column + ", " + s.text_column +
-      ", processed_at, metadata) SELECT DISTINCT ON (id) id, message, now(), " + metadata +
-      " FROM " + kStagingTable + " ORDER BY id, seq DESC ON CONFLICT (" + s.id_column +
-      ") DO UPDATE SET " + s.text_column + " = excluded." + s.text_column +
-      ", processed_at = excluded.processed_at, metadata = excluded.metadata WHERE (t." +
-      s.text_column + ", t.metadata) IS DISTINCT FROM (excluded." + s.text_column +
-      ", excluded.metadata)";
-  auto n_text = c.Exec(upsert_text, PGRES_COMMAND_OK, "upserting " + o.text_table);
-  if (!n_text) return fail(n_text.error());
-  size_t changed = std::strtoull(PQcmdTuples(n_text->get()), nullptr, 10);
-  if (with_vectors) {
+  if (staged > 0 && with_vectors) {
+    const std::string key = vectors_only ? "source_id" : "id";
     const std::string upsert_embeddings =
         "INSERT INTO " + s.embeddings_table +
-        " AS e (id, embedding, model_name, metadata, text_md5) SELECT DISTINCT ON (id) id, "
-        "embedding, $1::text, " +
-        metadata + ", md5(message) FROM " + kStagingTable +
-        " ORDER BY id, seq DESC "
-        "ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding, model_name = "
+        " AS e (id, embedding, model_name, metadata, text_md5) SELECT DISTINCT ON (" + key + ") " +
+        doc_id + ", embedding, $1::text, " + (vectors_only ? "metadata" : metadata) +
+        ", md5(message) FROM " + kStagingTable + " WHERE embedding IS NOT NULL ORDER BY " + key +
+        ", seq DESC ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding, model_name = "
         "excluded.model_name, metadata = excluded.metadata, text_md5 = excluded.text_md5 "
         "WHERE (e.embedding, e.model_name, e.metadata, e.text_md5) IS DISTINCT FROM "
         "(excluded.embedding, excluded.model_name, excluded.metadata, excluded.text_md5)";
-    auto n_emb = c.ExecParams(upsert_embeddings, {o.model_name}, PGRES_COMMAND_OK,
-                              "upserting " + o.embeddings_table);
-    if (!n_emb) return fail(n_emb.error());
-    changed += std::strtoull(PQcmdTuples(n_emb->get()), nullptr, 10);
+    if (Status st = exec(upsert_embeddings, "upserting " + o.embeddings_table); !st) {
+      return fail(st.error());
+    }
+    // A document now chunked has no whole-text vector; a document's chunks
+    // of another count (or all of them, for a whole text) are stale.
+    const std::string drop_whole = "DELETE FROM " + s.embeddings_table + " e USING " +
+                                   kStagingTable + " g WHERE g.embedding IS NULL AND e.id = g." +
+                                   (vectors_only ? "source_id::" + s.id_type : "id");
+    const std::string drop_stale = "DELETE FROM " + s.chunks_table + " c USING " + kStagingTable +
+                                   " g WHERE c.parent_id = g." +
+                                   (vectors_only ? "source_id::" + s.id_type : "id") +
+                                   " AND c.chunk_count <> g.chunk_count";
+    for (const std::string* sql : {&drop_whole, &drop_stale}) {
+      auto r = c.Exec(*sql, PGRES_COMMAND_OK, "dropping replaced vectors");
+      if (!r) return fail(r.error());
+      changed += std::strtoull(PQcmdTuples(r->get()), nullptr, 10);
+    }
+  }
+  if (staged_chunks > 0) {
+    if (Status st =
+            c.CopyIn(std::string("COPY ") + kChunkStagingTable +
+                         " (seq, parent, source_id, id, chunk_index, chunk_count, "
+                         "char_start, char_end, chunk_text, metadata, embedding) FROM STDIN",
+                     chunk_buf, "COPY chunks");
+        !st) {
+      return fail(st.error());
+    }
+    // metadata.source_id: the document's original id when it was mapped.
+    const std::string upsert_chunks =
+        "INSERT INTO " + s.chunks_table +
+        " AS c (id, parent_id, chunk_index, chunk_count, char_start, char_end, chunk_text, "
+        "embedding, model_name, metadata) SELECT DISTINCT ON (id) id, parent::" +
+        s.id_type +
+        ", chunk_index, chunk_count, char_start, char_end, chunk_text, embedding, $1::text, " +
+        metadata + " FROM " + kChunkStagingTable +
+        " ORDER BY id, seq DESC ON CONFLICT (id) DO UPDATE SET parent_id = excluded.parent_id, "
+        "chunk_index = excluded.chunk_index, chunk_count = excluded.chunk_count, char_start = "
+        "excluded.char_start, char_end = excluded.char_end, chunk_text = excluded.chunk_text, "
+        "embedding = excluded.embedding, model_name = excluded.model_name, metadata = "
+        "excluded.metadata WHERE (c.chunk_text, c.embedding, c.metadata, c.char_start, "
+        "c.char_end, c.chunk_count) IS DISTINCT FROM (excluded.chunk_text, excluded.embedding, "
+        "excluded.metadata, excluded.char_start, excluded.char_end, excluded.chunk_count)";
+    if (Status st = exec(upsert_chunks, "upserting " + s.chunks_table); !st) {
+      return fail(st.error());
+    }
+  }
+  if (staged > 0 && tables == Tables::kBoth) {
     // Text and vector are both here: the rows are done for a CQRS source
     // reading this text table (pg/schema.h).
     const std::string progress =
@@ -192,6 +293,20 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
     if (auto r = c.ExecParams(progress, {o.model_name}, PGRES_COMMAND_OK, "marking progress"); !r) {
       return fail(r.error());
     }
+  }
+  if (!removes.empty()) {
+    // The text row takes its vector, chunks and progress with it (ON DELETE
+    // CASCADE); a source's own table has lost the row already.
+    const std::string array = "{" + removes + "}";
+    const std::string sql =
+        vectors_only
+            ? "WITH a AS (SELECT unnest($1::text[]) AS id), e AS (DELETE FROM " +
+                  s.embeddings_table + " WHERE id::text IN (SELECT id FROM a)) DELETE FROM " +
+                  s.chunks_table + " WHERE parent_id::text IN (SELECT id FROM a)"
+            : "DELETE FROM " + s.text_table + " WHERE " + s.id_column + " = ANY($1::uuid[])";
+    auto r = c.ExecParams(sql, {array}, PGRES_COMMAND_OK, "deleting");
+    if (!r) return fail(r.error());
+    changed += std::strtoull(PQcmdTuples(r->get()), nullptr, 10);
   }
   if (auto r = c.Exec("COMMIT", PGRES_COMMAND_OK, "COMMIT"); !r) return fail(r.error());
   staging_generation = c.generation();
@@ -214,21 +329,33 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
   }
   const pg::Schema& s = schema;
   std::vector<std::string> params = {q, std::to_string(k)};
-  std::string where;
+  std::string where_e, where_c;
   if (!filter.empty()) {
-    where = " WHERE e.metadata @> $3::jsonb";
+    where_e = " WHERE e.metadata @> $3::jsonb";
+    where_c = " WHERE c.metadata @> $3::jsonb";
     params.push_back(filter);
   }
-  const std::string sql =
-      "SELECT e.id::text, coalesce(e.metadata->>'source_id', ''), coalesce(t." + s.text_column +
-      ", ''), coalesce(e.metadata::text, ''), 1 - (e.embedding <=> $1::vector) FROM " +
+  // Whole texts and chunks, each by its own index, merged by distance.
+  const std::string whole =
+      "SELECT e.id::text AS id, coalesce(e.metadata->>'source_id', '') AS source_id, coalesce(t." +
+      s.text_column + ", '') AS body, coalesce(e.metadata::text, '') AS meta, e.embedding <=> " +
+      "$1::vector AS d, '' AS parent, 0 AS ci, 1 AS cc, 0 AS cs, 0 AS ce FROM " +
       s.embeddings_table + " e LEFT JOIN " + s.text_table + " t ON t." + s.id_column + " = e.id" +
-      where + " ORDER BY e.embedding <=> $1::vector LIMIT $2::bigint";
+      where_e + " ORDER BY e.embedding <=> $1::vector LIMIT $2::bigint";
+  const std::string chunks =
+      "SELECT c.id, '', c.chunk_text, coalesce(c.metadata::text, ''), c.embedding <=> "
+      "$1::vector, coalesce(c.metadata->>'source_id', c.parent_id::text), c.chunk_index, "
+      "c.chunk_count, c.char_start, c.char_end FROM " +
+      s.chunks_table + " c" + where_c + " ORDER BY c.embedding <=> $1::vector LIMIT $2::bigint";
+  const std::string sql =
+      "SELECT id, source_id, body, meta, 1 - d, parent, ci, cc, cs, ce FROM ((" + whole +
+      ") UNION ALL (" + chunks + ")) u ORDER BY d LIMIT $2::bigint";
   // The table's size, asked again at most every kSizeRecheck (a round trip).
   const auto now = std::chrono::steady_clock::now();
   if (size_generation != c.generation() || now - size_checked_at >= kSizeRecheck) {
-    auto size = c.ExecParams("SELECT pg_relation_size(to_regclass($1))", {s.embeddings_table},
-                             PGRES_TUPLES_OK, "the embeddings table's size");
+    auto size = c.ExecParams(
+        "SELECT pg_relation_size(to_regclass($1)) + coalesce(pg_relation_size(to_regclass($2)), 0)",
+        {s.embeddings_table, s.chunks_table}, PGRES_TUPLES_OK, "the embeddings table's size");
     if (!size) return size.error();
     embeddings_bytes = std::strtoll(PQgetvalue(size->get(), 0, 0), nullptr, 10);
     size_generation = c.generation();
@@ -269,6 +396,14 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
     h.text = PQgetvalue(r, i, 2);
     h.metadata_json = PQgetvalue(r, i, 3);
     h.score = std::strtof(PQgetvalue(r, i, 4), nullptr);
+    h.parent_id = PQgetvalue(r, i, 5);
+    auto u32 = [&](int col) {
+      return static_cast<uint32_t>(std::strtoul(PQgetvalue(r, i, col), nullptr, 10));
+    };
+    h.chunk_index = u32(6);
+    h.chunk_count = u32(7);
+    h.char_start = u32(8);
+    h.char_end = u32(9);
     hits.push_back(std::move(h));
   }
   return hits;
@@ -313,7 +448,7 @@ Result<std::unique_ptr<PostgresSink>> PostgresSink::Connect(const PostgresSinkOp
 }
 
 Status PostgresSink::CheckRow(const PgRow& row, size_t dim, bool with_vector) {
-  if (with_vector) {
+  if (with_vector && !row.remove) {
     if (row.vector.size() != dim) {
       return Error(errc::invalid_argument, "postgres: row " + row.id + " has " +
                                                std::to_string(row.vector.size()) +
@@ -326,7 +461,8 @@ Status PostgresSink::CheckRow(const PgRow& row, size_t dim, bool with_vector) {
     }
   }
   const auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
-  if (row.id.empty() || has_nul(row.id) || has_nul(row.text) || has_nul(row.metadata_json)) {
+  if (row.id.empty() || has_nul(row.id) || has_nul(row.text) || has_nul(row.metadata_json) ||
+      has_nul(row.document_text)) {
     return Error(errc::invalid_argument,
                  "postgres: row '" + row.id + "': empty id or a NUL byte in id, text or metadata");
   }
@@ -352,12 +488,15 @@ Result<size_t> PostgresSink::UpsertVectors(std::span<const PgRow> rows) {
 Result<size_t> PostgresSink::UpsertChunks(std::span<const PgRow> rows, Tables tables) {
   const size_t chunk = std::max<size_t>(1, options_.rows_per_transaction);
   size_t changed = 0;
-  for (size_t at = 0; at < rows.size(); at += chunk) {
-    auto part = rows.subspan(at, std::min(chunk, rows.size() - at));
-    auto n = impl_->conn->WithReconnect<size_t>(
+  for (size_t at = 0, n = 0; at < rows.size(); at += n) {
+    // A document's chunks commit together (never a mix of old and new).
+    n = std::min(chunk, rows.size() - at);
+    while (at + n < rows.size() && rows[at + n].chunk_index != 0) ++n;
+    auto part = rows.subspan(at, n);
+    auto done = impl_->conn->WithReconnect<size_t>(
         [&] { return impl_->UpsertOnce(part, options_, tables); });
-    if (!n) return n.error();
-    changed += *n;
+    if (!done) return done.error();
+    changed += *done;
   }
   return changed;
 }

@@ -63,18 +63,35 @@ struct PostgresSinkOptions {
 };
 
 struct PgRow {
+  PgRow() = default;
+  PgRow(std::string id_, std::string text_, std::string metadata_json_, std::vector<float> vector_)
+      : id(std::move(id_)),
+        text(std::move(text_)),
+        metadata_json(std::move(metadata_json_)),
+        vector(std::move(vector_)) {}
   std::string id;             // a UUID, or any string (mapped to a UUIDv5)
-  std::string text;           // the message text
+  std::string text;           // the message text (a chunk's text for a chunk)
   std::string metadata_json;  // a JSON object, or empty for none
   std::vector<float> vector;  // options.dim floats
+  // Delete the document: its text row, and by cascade its vector, chunks and
+  // progress (vectors mode: its vector and chunks; the text row is gone).
+  bool remove = false;
+  // Chunk `chunk_index` of a document of chunk_count > 1 chunks (a row of
+  // <embeddings>_chunks). Chunk 0 also writes the document's text row
+  // (`document_text`) and drops its chunks of another count and its
+  // <embeddings> row; a whole text (chunk_count 1) drops all its chunks.
+  uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
+  std::string document_text;
 };
 
 struct PgHit {
-  std::string id;         // the stored UUID
+  std::string id;         // the stored UUID ("<document id>#<n>" for a chunk)
   std::string source_id;  // the original id when it was not a UUID, else empty
   std::string text;
   std::string metadata_json;  // empty when NULL
   float score = 0;            // cosine similarity, 1 - (embedding <=> query)
+  std::string parent_id;      // a chunk's document (its original id)
+  uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
 };
 
 class PostgresSink {
@@ -103,7 +120,8 @@ class PostgresSink {
   // to the source, which marks it when every sink of its pipeline has it.
   Result<size_t> UpsertVectors(std::span<const PgRow> rows);
 
-  // The k rows nearest to q by cosine distance (HNSW), nearest first.
+  // The k rows nearest to q by cosine distance (HNSW), nearest first, whole
+  // texts and chunks together.
   // `metadata_filter`: a JSON object the row's metadata must contain
   // (jsonb @>), or empty for none.
   Result<std::vector<PgHit>> Search(const std::vector<float>& q, size_t k,

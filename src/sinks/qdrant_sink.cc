@@ -129,6 +129,16 @@ struct QdrantSink::Impl {
   Status EnsureCollection();
   // EnsureCollection unless it succeeded before (Connect found Qdrant down).
   Status EnsureChecked() { return collection_checked ? Status{} : EnsureCollection(); }
+  // A keyword index on payload parent_id: replacing and deleting a
+  // document's chunks filter on it. Best effort (idempotent in Qdrant).
+  void IndexParentId() {
+    const std::string body = R"({"field_name":"parent_id","field_schema":"keyword"})";
+    auto a = Request("PUT", collection_path + "/index?wait=true", &body);
+    if (!a || a->status != 200) {
+      logger->warn("Qdrant: no payload index on parent_id ({}); deletes scan the collection",
+                   a ? QdrantMessage(*a) : a.error().message);
+    }
+  }
   Status CheckCollection(const HttpAnswer& a);
   // PUT one batch (points[idx...]); bisects a refused batch into `out`.
   Status SendBatch(std::span<const std::string> pieces, std::span<const size_t> idx,
@@ -249,6 +259,7 @@ Status QdrantSink::Impl::EnsureCollection() {
     if (got->status == 200) {
       Status st = CheckCollection(*got);
       collection_checked = st.ok();
+      if (collection_checked) IndexParentId();
       return st;
     }
     if (got->status != 404) return ErrorFor(*got, "GET " + collection_path);
@@ -261,6 +272,7 @@ Status QdrantSink::Impl::EnsureCollection() {
     if (!put) return put.error();
     if (put->status == 200) {
       collection_checked = true;
+      IndexParentId();
       logger->info("created Qdrant collection '{}' (size {}, {})", o.collection, o.dim, o.distance);
       return {};
     }
@@ -426,6 +438,20 @@ Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
                         points.size(), out.rejected.front().message);
   }
   return out;
+}
+
+Status QdrantSink::DeleteWhere(const std::string& filter_json) {
+  if (Status st = impl_->EnsureChecked(); !st) return st;
+  const std::string body = "{\"filter\":" + filter_json + "}";
+  const std::string path = impl_->collection_path + "/points/delete?wait=true";
+  auto a = impl_->Request("POST", path, &body);
+  if (!a) return a.error();
+  if (a->status == 200 || a->status == 404) return {};
+  if (a->status == 400 || a->status == 422) {
+    // Our own filter refused: a bug or an incompatible server, not a record's fault.
+    return Error(errc::unavailable, "Qdrant refused a delete: " + QdrantMessage(*a));
+  }
+  return ErrorFor(*a, "POST " + path);
 }
 
 Result<std::vector<QdrantHit>> QdrantSink::Search(const std::vector<float>& q, size_t k,

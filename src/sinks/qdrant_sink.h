@@ -97,6 +97,11 @@ class QdrantSink {
   // its first batches; retrying it is safe.
   Result<UpsertOutcome> Upsert(std::span<const QdrantPoint> points);
 
+  // Deletes the points matching a Qdrant Filter object (POST
+  // /points/delete?wait=true); none matching is fine. A missing collection
+  // has nothing to delete. Errors: unavailable (as for Upsert), internal.
+  Status DeleteWhere(const std::string& filter_json);
+
   // The k points nearest to q (POST /points/query), best first, with payload.
   // `filter_json`: a Qdrant Filter object (see FilterToQdrant) or empty.
   // invalid_argument: wrong dimension, bad filter (Qdrant's 400 message);

@@ -5,24 +5,29 @@
 namespace embedstream::sinks {
 
 pipeline::WriteResult StoreSink::Write(std::span<const pipeline::SinkItem> items) {
-  if (mode_ == Mode::kOutbox) {
-    std::vector<store::Embedding> rows;
-    rows.reserve(items.size());
-    for (const auto& it : items) {
-      rows.push_back({it.record->id, std::vector<float>(it.vector.begin(), it.vector.end()),
-                      static_cast<int64_t>(it.record->handle)});
-    }
-    auto stored = store_.StoreEmbeddings(rows, model_name_);
-    if (!stored) return pipeline::WriteResult::Unavailable(stored.error().ToString());
-    return pipeline::WriteResult::Ok();
-  }
-  std::vector<store::EmbeddedMessage> rows;
-  rows.reserve(items.size());
+  std::vector<store::DocumentWrite> ops;
+  ops.reserve(items.size());
+  const bool outbox = mode_ == Mode::kOutbox;
   for (const auto& it : items) {
-    rows.push_back({it.record->id, it.record->text, it.record->metadata_json,
-                    std::vector<float>(it.vector.begin(), it.vector.end())});
+    const pipeline::Record& r = *it.record;
+    store::DocumentWrite op;
+    op.remove = r.deleted();
+    op.id = r.id;
+    if (!op.remove) {
+      op.text = r.text;
+      if (!outbox && r.chunked() && r.chunk_index == 0) op.document_text = r.DocumentText();
+      op.metadata_json = r.metadata_json;
+      op.chunk_index = r.chunk_index;
+      op.chunk_count = r.chunk_count;
+      op.char_start = r.char_start;
+      op.char_end = r.char_end;
+      op.vector.assign(it.vector.begin(), it.vector.end());
+    }
+    // kOutbox: the record's handle is the message's revision.
+    if (outbox) op.revision = static_cast<int64_t>(r.handle);
+    ops.push_back(std::move(op));
   }
-  auto stored = store_.PutEmbedded(rows, model_name_);
+  auto stored = store_.WriteDocuments(ops, model_name_, outbox);
   if (!stored) return pipeline::WriteResult::Unavailable(stored.error().ToString());
   return pipeline::WriteResult::Ok();
 }

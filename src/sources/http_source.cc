@@ -66,6 +66,7 @@ pipeline::ReadBatch HttpIngestSource::Read(size_t max_records, std::chrono::mill
     const auto age = std::chrono::duration<double>(std::max(0.0, now_unix - m.queued_at));
     r.arrival = now - std::chrono::duration_cast<Clock::duration>(age);
     r.handle = static_cast<uint64_t>(m.revision);
+    if (m.status == store::MessageStatus::deleted) r.op = pipeline::Record::Op::kDelete;
     out.records.push_back(std::move(r));
   }
   return out;

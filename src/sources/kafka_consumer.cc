@@ -125,7 +125,8 @@ std::vector<ConsumedRecord> KafkaConsumer::Poll(int timeout_ms, size_t max_recor
       r.key = *msg->key();
       r.has_key = true;
     }
-    r.value.assign(static_cast<const char*>(msg->payload()), msg->len());
+    r.has_value = msg->payload() != nullptr;
+    if (r.has_value) r.value.assign(static_cast<const char*>(msg->payload()), msg->len());
     const auto ts = msg->timestamp();
     r.timestamp_ms =
         ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp;

@@ -33,6 +33,7 @@ struct ConsumedRecord {
   std::string key;
   bool has_key = false;
   std::string value;
+  bool has_value = true;      // false: a tombstone (null value)
   int64_t timestamp_ms = -1;  // the record's timestamp, -1 if none
   std::vector<std::pair<std::string, std::string>> headers;
 };

@@ -79,6 +79,24 @@ pipeline::ReadBatch KafkaSource::Read(size_t max_records, std::chrono::milliseco
             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(age));
       }
     }
+    if (!rec.has_value) {
+      // A tombstone deletes its key's document.
+      r.original_key = rec.key;
+      r.has_original_key = rec.has_key;
+      r.id = rec.key;
+      r.event_key = rec.key;
+      if (!rec.has_key || rec.key.empty()) {
+        stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+        out.rejected.emplace_back(std::move(r),
+                                  pipeline::Rejection{"missing_id", "decode",
+                                                      "a tombstone (null value) without a key", 1});
+        continue;
+      }
+      r.op = pipeline::Record::Op::kDelete;
+      r.input_source = "kafka:" + rec.topic;
+      out.records.push_back(std::move(r));
+      continue;
+    }
     const auto mapping = options_.mappings.find(rec.topic);
     const bool mapped = mapping != options_.mappings.end();
     auto decoded =
@@ -110,6 +128,7 @@ pipeline::ReadBatch KafkaSource::Read(size_t max_records, std::chrono::milliseco
     r.text = std::move(in.text);
     r.metadata_json = std::move(in.metadata_json);
     r.mapped = mapped;
+    if (in.remove) r.op = pipeline::Record::Op::kDelete;
     r.event_key = rec.has_key && !rec.key.empty() ? rec.key : r.id;
     r.input_source = in.source.empty() ? "kafka:" + rec.topic : std::move(in.source);
     r.input_timestamp = in.timestamp.value_or(

@@ -20,6 +20,8 @@ const char* MessageStatusName(MessageStatus s) {
       return "embedded";
     case MessageStatus::failed:
       return "failed";
+    case MessageStatus::deleted:
+      return "deleted";
   }
   return "pending";
 }
@@ -46,28 +48,6 @@ namespace {
 
 using internal::Normalised;
 using internal::ReadMessage;
-
-// For writes derived from what the store already holds durably (a message's
-// vector, its delivery mark, its failure): commit without an fsync. WAL
-// frames are written in order and the next fsynced commit (a POST's) makes
-// them durable with it, so power loss can only lose a suffix of them, and
-// the outbox then delivers those messages again. A process crash loses
-// nothing (the frames are in the OS). The caller holds write_mu.
-class DerivedWrite {
- public:
-  explicit DerivedWrite(internal::SqliteDb& db, bool full) : db_(db), full_(full) {
-    if (full_) (void)db_.Exec("PRAGMA synchronous=NORMAL");
-  }
-  ~DerivedWrite() {
-    if (full_) (void)db_.Exec("PRAGMA synchronous=FULL");
-  }
-  DerivedWrite(const DerivedWrite&) = delete;
-  DerivedWrite& operator=(const DerivedWrite&) = delete;
-
- private:
-  internal::SqliteDb& db_;
-  const bool full_;
-};
 
 std::span<const std::byte> AsBytes(const std::vector<float>& v) {
   return std::as_bytes(std::span<const float>(v));
@@ -129,6 +109,7 @@ Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMe
       d.put_insert.BindText(2, m.text);
       d.put_insert.BindText(3, m.metadata_json);
       d.put_insert.BindDouble(4, now);
+      d.put_insert.BindInt(5, std::max<uint32_t>(1, m.chunk_count));
       o.created = true;
       return d.put_insert.Run();
     }
@@ -150,6 +131,7 @@ Result<std::vector<PutOutcome>> EmbeddedStore::PutMessages(std::span<const NewMe
     d.put_requeue.BindText(3, m.metadata_json);
     d.put_requeue.BindDouble(4, now);
     d.put_requeue.BindInt(5, ++seq);
+    d.put_requeue.BindInt(6, std::max<uint32_t>(1, m.chunk_count));
     o.requeued = true;
     o.status = MessageStatus::pending;
     requeued_rows.push_back(row_id);
@@ -260,7 +242,7 @@ Result<size_t> EmbeddedStore::StoreEmbeddings(const std::vector<Embedding>& embe
   size_t applied = 0;
   {
     std::lock_guard lock(d.write_mu);
-    DerivedWrite derived(d.writer, d.options.sync_full);
+    internal::DerivedWrite derived(d.writer, d.options.sync_full);
     if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
     const double now = UnixSeconds();
     int64_t seq = d.last_seq;
@@ -325,7 +307,7 @@ Result<std::vector<Message>> EmbeddedStore::NextOutbox(OutboxCursor& cursor, siz
     }
     if (!*row) break;
     out.push_back(ReadMessage(st));
-    cursor = {out.back().queued_at, st.ColumnInt(10)};
+    cursor = {out.back().queued_at, st.ColumnInt(internal::kMessageColumnCount)};
   }
   st.Reset();
   return out;
@@ -337,7 +319,7 @@ Result<size_t> EmbeddedStore::MarkDelivered(
   if (delivered.empty()) return size_t{0};
   const std::string& model = model_name.empty() ? d.options.model_name : model_name;
   std::lock_guard lock(d.write_mu);
-  DerivedWrite derived(d.writer, d.options.sync_full);
+  internal::DerivedWrite derived(d.writer, d.options.sync_full);
   if (auto s = d.writer.Exec("BEGIN IMMEDIATE"); !s) return s.error();
   const double now = UnixSeconds();
   size_t updated = 0;

@@ -58,8 +58,11 @@ struct StoreOptions {
   size_t snapshot_every_changes = 50000;
 };
 
-enum class MessageStatus { pending = 0, embedded = 1, failed = 2 };
-const char* MessageStatusName(MessageStatus s);  // "pending" | "embedded" | "failed"
+// deleted: a tombstone row (text and vector gone) kept so the index catch-up
+// and the outbox see the delete; Get, List and Stats skip it.
+enum class MessageStatus { pending = 0, embedded = 1, failed = 2, deleted = 3 };
+// "pending" | "embedded" | "failed" | "deleted"
+const char* MessageStatusName(MessageStatus s);
 
 struct Message {
   std::string id;
@@ -74,6 +77,13 @@ struct Message {
   // Bumped when the text changes; StoreEmbeddings with a stale revision is
   // ignored, so a vector of an old text never lands on a new one.
   int64_t revision = 0;
+  // Chunks: a document cut into chunk_count > 1 chunks keeps its whole text
+  // here (no vector); each chunk is a row "<id>#<n>" with parent_id = id.
+  std::string parent_id;  // set on chunk rows only
+  uint32_t chunk_index = 0;
+  uint32_t chunk_count = 1;
+  uint32_t char_start = 0, char_end = 0;
+  uint32_t chunks_embedded = 0;  // Get of a document: its chunk rows stored
 };
 
 // One vector for StoreEmbeddings. revision 0 applies whatever the text now is.
@@ -85,9 +95,30 @@ struct Embedding {
 
 // One message for PutMessages.
 struct NewMessage {
+  NewMessage() = default;
+  NewMessage(std::string id_, std::string text_, std::string metadata_json_ = {},
+             uint32_t chunk_count_ = 1)
+      : id(std::move(id_)),
+        text(std::move(text_)),
+        metadata_json(std::move(metadata_json_)),
+        chunk_count(chunk_count_) {}
   std::string id;
   std::string text;
   std::string metadata_json;  // a JSON object, or "" for none
+  uint32_t chunk_count = 1;   // chunks the text will become (GET shows k of n)
+};
+
+// One operation of WriteDocuments: a document (or one chunk of it) with its
+// vector, or a delete of a document and all its chunks.
+struct DocumentWrite {
+  bool remove = false;
+  std::string id;             // the document's id
+  std::string text;           // the chunk's text (the whole text when not chunked)
+  std::string document_text;  // chunked, upsert mode: the whole text for the document's row
+  std::string metadata_json;
+  uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
+  std::vector<float> vector;  // upserts
+  int64_t revision = 0;       // outbox mode: the document's revision (0: any)
 };
 
 struct PutOutcome {
@@ -109,12 +140,16 @@ struct SearchHit {
   float score = 0;  // cosine similarity
   std::string text;
   std::string metadata_json;
+  std::string parent_id;  // a chunk's document, else empty
+  uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
 };
 
 // Conjunction of metadata equalities: path "metadata.user_id" or "user_id"
 // (dots walk nested objects) -> JSON literal, e.g. "\"u1\"", "3", "true".
 struct Filter {
   std::vector<std::pair<std::string, std::string>> equals;
+  // Only the best chunk of each document (search group_by: parent).
+  bool group_by_parent = false;
   bool empty() const { return equals.empty(); }
 };
 
@@ -157,6 +192,21 @@ class EmbeddedStore {
   Result<size_t> StoreEmbeddings(const std::vector<Embedding>& embeddings,
                                  const std::string& model_name);
   Status MarkFailed(const std::string& id, const std::string& reason);
+
+  // The store as a sink of documents and deletes, in order, in one
+  // transaction (search never sees a mix of a document's old and new
+  // chunks). An upsert of a document of n chunks marks deleted its rows of
+  // another chunk count (chunks past the new count, or the single row of a
+  // document now chunked); a delete removes the document and its chunks (an
+  // unknown id is fine). Upsert mode (`outbox` false) writes the document's
+  // row too; outbox mode (HTTP ingest, the document's row is the message)
+  // applies only to the message's current revision. Returns rows changed.
+  Result<size_t> WriteDocuments(std::span<const DocumentWrite> ops, const std::string& model_name,
+                                bool outbox);
+  // DELETE /messages/{id}: the message and its chunks leave search at once,
+  // and the delete enters the outbox (durable, fsynced per sync_full) to
+  // reach the other sinks. true: the id existed.
+  Result<bool> DeleteMessage(const std::string& id);
 
   // The outbox of HTTP ingest: messages whose current revision has not been
   // delivered to every sink of its pipeline (MarkDelivered), in the order

@@ -45,6 +45,16 @@ CREATE INDEX IF NOT EXISTS messages_by_change ON messages(change_seq);
 constexpr const char* kOutboxColumn =
     "ALTER TABLE messages ADD COLUMN acked_revision INTEGER NOT NULL DEFAULT 0;"
     "UPDATE messages SET acked_revision = revision WHERE status <> 0;";
+// Chunks (DocumentWrite): a document's chunk rows point at it.
+constexpr const char* kChunkColumns =
+    "ALTER TABLE messages ADD COLUMN parent_id TEXT;"
+    "ALTER TABLE messages ADD COLUMN chunk_index INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN chunk_count INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE messages ADD COLUMN char_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN char_end INTEGER NOT NULL DEFAULT 0;";
+constexpr const char* kChunkIndex =
+    "CREATE INDEX IF NOT EXISTS messages_by_parent ON messages(parent_id) "
+    "WHERE parent_id IS NOT NULL";
 constexpr const char* kOutboxIndex =
     "CREATE INDEX IF NOT EXISTS messages_outbox ON messages(queued_at, row_id) "
     "WHERE acked_revision < revision";
@@ -67,13 +77,13 @@ Status EmbeddedStore::Impl::Prepare() {
   const Item items[] = {
       {&writer, &put_select, "SELECT row_id, text, metadata, status FROM messages WHERE id = ?1"},
       {&writer, &put_insert,
-       "INSERT INTO messages(id, text, metadata, created_at, queued_at) VALUES(?1, ?2, ?3, ?4, "
-       "?4)"},
+       "INSERT INTO messages(id, text, metadata, created_at, queued_at, chunk_count) VALUES(?1, "
+       "?2, ?3, ?4, ?4, ?5)"},
       {&writer, &put_update_meta, "UPDATE messages SET metadata = ?2 WHERE row_id = ?1"},
       {&writer, &put_requeue,
        "UPDATE messages SET text = ?2, metadata = ?3, status = 0, reason = '', model_name = '', "
-       "embedded_at = 0, vector = NULL, queued_at = ?4, revision = revision + 1, change_seq = ?5 "
-       "WHERE row_id = ?1"},
+       "embedded_at = 0, vector = NULL, queued_at = ?4, revision = revision + 1, change_seq = ?5, "
+       "chunk_count = ?6 WHERE row_id = ?1"},
       {&writer, &embed_update,
        "UPDATE messages SET status = 1, reason = '', model_name = ?2, embedded_at = ?3, "
        "vector = ?4, change_seq = ?5 WHERE id = ?1 AND (?6 = 0 OR revision = ?6) RETURNING "
@@ -102,9 +112,14 @@ Status EmbeddedStore::Impl::Prepare() {
       {&reader, &get_by_id, "SELECT " + cols + " FROM messages WHERE id = ?1"},
       {&reader, &get_by_row, "SELECT " + cols + " FROM messages WHERE row_id = ?1"},
       {&reader, &list_page,
-       "SELECT " + cols + " FROM messages ORDER BY row_id DESC LIMIT ?1 OFFSET ?2"},
+       "SELECT " + cols +
+           " FROM messages WHERE parent_id IS NULL AND status <> 3 ORDER BY row_id DESC LIMIT ?1 "
+           "OFFSET ?2"},
       {&reader, &stats_select,
-       "SELECT status, count(*), min(queued_at) FROM messages GROUP BY status"},
+       "SELECT status, count(*), min(queued_at) FROM messages WHERE parent_id IS NULL AND "
+       "status <> 3 GROUP BY status"},
+      {&reader, &chunks_count,
+       "SELECT count(*) FROM messages WHERE parent_id = ?1 AND chunk_count = ?2 AND status = 1"},
   };
   for (const auto& item : items) {
     if (auto s = prep(*item.db, *item.st, item.sql); !s) return s;
@@ -165,6 +180,19 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
       }
     }
     if (auto s = w.Exec(kOutboxIndex); !s) return s.error();
+    auto chunks = w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'parent_id'");
+    if (!chunks) return chunks.error();
+    auto has_chunks = chunks->Step();
+    if (!has_chunks) return has_chunks.error();
+    const bool add_chunks = !*has_chunks;
+    chunks->Reset();
+    if (add_chunks) {
+      if (auto s = w.Exec(std::string("BEGIN IMMEDIATE;") + kChunkColumns + "COMMIT;"); !s) {
+        (void)w.Exec("ROLLBACK");
+        return s.error();
+      }
+    }
+    if (auto s = w.Exec(kChunkIndex); !s) return s.error();
   }
   if (auto s = w.Exec("INSERT OR IGNORE INTO meta(key, value) VALUES('dim', '" +
                       std::to_string(options.dim) + "')");

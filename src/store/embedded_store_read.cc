@@ -22,6 +22,11 @@ Message ReadMessage(const SqliteStmt& st) {
   m.embedded_at = st.ColumnDouble(7);
   m.revision = st.ColumnInt(8);
   m.queued_at = st.ColumnDouble(9);
+  m.parent_id = st.ColumnText(10);
+  m.chunk_index = static_cast<uint32_t>(st.ColumnInt(11));
+  m.chunk_count = static_cast<uint32_t>(st.ColumnInt(12));
+  m.char_start = static_cast<uint32_t>(st.ColumnInt(13));
+  m.char_end = static_cast<uint32_t>(st.ColumnInt(14));
   return m;
 }
 
@@ -39,9 +44,27 @@ Result<std::optional<Message>> EmbeddedStore::Get(const std::string& id) {
     d.get_by_id.Reset();
     return row.error();
   }
-  std::optional<Message> out;
-  if (*row) out = ReadMessage(d.get_by_id);
+  if (!*row) {
+    d.get_by_id.Reset();
+    return std::optional<Message>();
+  }
+  Message m = ReadMessage(d.get_by_id);
   d.get_by_id.Reset();
+  if (m.status == MessageStatus::deleted) return std::optional<Message>();
+  std::optional<Message> out(std::move(m));
+  if (out->chunk_count > 1) {
+    const int64_t count = out->chunk_count;
+    d.chunks_count.Reset();
+    d.chunks_count.BindText(1, id);
+    d.chunks_count.BindInt(2, count);
+    auto n = d.chunks_count.Step();
+    if (!n) {
+      d.chunks_count.Reset();
+      return n.error();
+    }
+    out->chunks_embedded = static_cast<uint32_t>(d.chunks_count.ColumnInt(0));
+    d.chunks_count.Reset();
+  }
   return out;
 }
 
@@ -93,6 +116,9 @@ Result<StoreCounts> EmbeddedStore::Stats() {
         break;
       case MessageStatus::failed:
         c.failed = n;
+        break;
+      case MessageStatus::deleted:  // not selected
+        c.total -= n;
         break;
     }
   }

@@ -3,6 +3,7 @@
 #include <limits>
 #include <mutex>
 #include <string_view>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@ namespace internal {
 
 struct CompiledFilter {
   std::vector<std::pair<std::vector<std::string>, nlohmann::json>> equals;
+  bool group_by_parent = false;
 
   bool Matches(const std::string& metadata_json) const {
     if (equals.empty()) return true;
@@ -63,6 +65,7 @@ Result<CompiledFilter> CompileFilter(const Filter& filter) {
     }
     out.equals.emplace_back(std::move(path), std::move(value));
   }
+  out.group_by_parent = filter.group_by_parent;
   return out;
 }
 
@@ -73,6 +76,8 @@ Result<EmbeddedStore::SearchPage> EmbeddedStore::Impl::Hydrate(
     size_t skip, size_t max_bytes, size_t* matched) {
   SearchPage page;
   size_t passed = 0, bytes = 0;
+  const bool group = filter.group_by_parent;
+  std::unordered_set<std::string> seen;  // documents with a hit (group_by parent)
   std::lock_guard lock(read_mu);
   for (const auto& [score, label] : cands) {
     if (passed >= k) break;
@@ -87,9 +92,12 @@ Result<EmbeddedStore::SearchPage> EmbeddedStore::Impl::Hydrate(
     if (!*row) continue;
     Message m = ReadMessage(get_by_row);
     if (m.status != MessageStatus::embedded || !filter.Matches(m.metadata_json)) continue;
+    if (group && !seen.insert(m.parent_id.empty() ? m.id : m.parent_id).second) continue;
     if (passed++ < skip) continue;
     bytes += m.id.size() + m.text.size() + m.metadata_json.size();
-    page.hits.push_back({std::move(m.id), score, std::move(m.text), std::move(m.metadata_json)});
+    page.hits.push_back({std::move(m.id), score, std::move(m.text), std::move(m.metadata_json),
+                         std::move(m.parent_id), m.chunk_index, m.chunk_count, m.char_start,
+                         m.char_end});
   }
   get_by_row.Reset();
   if (matched != nullptr) *matched = passed;
@@ -117,7 +125,15 @@ Result<EmbeddedStore::SearchPage> EmbeddedStore::SearchPaged(const std::vector<f
   if (!compiled) return compiled.error();
   if (k == 0 || skip >= k) return SearchPage{};
   const bool exact = d.index->live_count() < d.options.exact_search_below;
-  if (filter.empty()) {
+  if (filter.empty() && filter.group_by_parent) {
+    // Over-fetch chunks and keep the best per document; too few documents
+    // among them: all candidates below.
+    size_t matched = 0;
+    auto cands = exact ? d.index->SearchExact(q.data(), k * kFilterOverfetch)
+                       : d.index->SearchHnsw(q.data(), k * kFilterOverfetch);
+    auto page = d.Hydrate(cands, k, *compiled, skip, max_bytes, &matched);
+    if (!page || page->cut || matched >= k || cands.size() < k * kFilterOverfetch) return page;
+  } else if (filter.empty()) {
     auto cands = exact ? d.index->SearchExact(q.data(), k) : d.index->SearchHnsw(q.data(), k);
     return d.Hydrate(cands, k, *compiled, skip, max_bytes);
   }

@@ -5,6 +5,7 @@
 
 #include "text/hf_tokenizer_files.h"
 #include "text/pre_tokenizer.h"
+#include "text/utf8.h"
 
 namespace embedstream::text {
 namespace {
@@ -165,6 +166,55 @@ size_t BertTokenizer::EncodeText(std::string_view utf8, size_t room,
   }
   if (normalized.capacity() > kScratchKeepBytes) std::string().swap(normalized);
   return count;
+}
+
+void BertTokenizer::EncodeWords(std::string_view utf8, std::vector<int32_t>& ids,
+                                std::vector<TokenizedWord>& words) const {
+  ids.clear();
+  words.clear();
+  size_t pos = 0;
+  AddedTokenMatch match;
+  while (pos < utf8.size()) {
+    const bool found = !options_.split_special_tokens && added_tokens_.FindNext(utf8, pos, match);
+    const size_t text_end = found ? match.begin : utf8.size();
+    EncodeTextWords(utf8.substr(pos, text_end - pos), static_cast<uint32_t>(pos), ids, words);
+    if (!found) break;
+    words.push_back({static_cast<uint32_t>(match.begin), static_cast<uint32_t>(match.end),
+                     static_cast<uint32_t>(ids.size()), 1});
+    ids.push_back(match.id);
+    pos = match.end;
+  }
+}
+
+void BertTokenizer::EncodeTextWords(std::string_view utf8, uint32_t base, std::vector<int32_t>& ids,
+                                    std::vector<TokenizedWord>& words) const {
+  thread_local std::string normalized;
+  thread_local std::vector<uint32_t> source;
+  size_t pos = 0;
+  while (pos < utf8.size()) {
+    const size_t end = ChunkEnd(utf8, pos);
+    const std::string_view part = utf8.substr(pos, end - pos);
+    normalized.clear();
+    source.clear();
+    normalizer_.NormalizeAppend(part, normalized, source);
+    size_t word_pos = 0;
+    PreTokenizedWord word;
+    while (BertPreTokenizer::NextWord(normalized, word_pos, word)) {
+      const size_t b = static_cast<size_t>(word.text.data() - normalized.data());
+      const size_t last = source[b + word.text.size() - 1];  // the last char's input offset
+      const size_t first_piece = ids.size();
+      wordpiece_.TokenizeWord(word.text, word.chars, SIZE_MAX, ids);
+      words.push_back({static_cast<uint32_t>(base + pos + source[b]),
+                       static_cast<uint32_t>(base + pos + last + DecodeUtf8(part, last).size),
+                       static_cast<uint32_t>(first_piece),
+                       static_cast<uint32_t>(ids.size() - first_piece)});
+    }
+    pos = end;
+  }
+  if (normalized.capacity() > kScratchKeepBytes) {
+    std::string().swap(normalized);
+    std::vector<uint32_t>().swap(source);
+  }
 }
 
 std::vector<std::string> BertTokenizer::Tokenize(std::string_view utf8) const {

@@ -36,6 +36,16 @@ namespace embedstream::text {
 
 struct BertTokenizerSpec;  // hf_tokenizer_files.h
 
+// One word of an input as the tokenizer split it (a pre-tokenized word or an
+// added token written literally): its bytes in the input, and its wordpieces
+// in the ids EncodeWords gave.
+struct TokenizedWord {
+  uint32_t begin = 0;  // byte offsets into the input
+  uint32_t end = 0;
+  uint32_t first_piece = 0;
+  uint32_t pieces = 0;
+};
+
 struct BertTokenizerOptions {
   bool clean_text = true;
   bool handle_chinese_chars = true;
@@ -73,6 +83,11 @@ class BertTokenizer {
   // Same but appends into `out` (no allocation when it has capacity for
   // max_tokens more); returns the number appended.
   size_t EncodeInto(std::string_view utf8, size_t max_tokens, std::vector<int32_t>& out) const;
+  // The wordpieces of the whole input (no specials, no truncation) into `ids`,
+  // and per word where it is in the input (chunking: a span of whole words
+  // tokenizes alone to exactly its pieces, so every chunk fits). Clears both.
+  void EncodeWords(std::string_view utf8, std::vector<int32_t>& ids,
+                   std::vector<TokenizedWord>& words) const;
   // Wordpieces without specials or truncation (debugging/tests).
   std::vector<std::string> Tokenize(std::string_view utf8) const;
 
@@ -98,6 +113,9 @@ class BertTokenizer {
   size_t EncodePieces(std::string_view utf8, size_t room, std::vector<int32_t>& out) const;
   // Same for text free of added tokens.
   size_t EncodeText(std::string_view utf8, size_t room, std::vector<int32_t>& out) const;
+  // EncodeWords for text free of added tokens at byte `base` of the input.
+  void EncodeTextWords(std::string_view utf8, uint32_t base, std::vector<int32_t>& ids,
+                       std::vector<TokenizedWord>& words) const;
 
   BertTokenizerOptions options_;
   BertNormalizer normalizer_;

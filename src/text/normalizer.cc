@@ -29,7 +29,11 @@ BertNormalizer::BertNormalizer(BertNormalizerConfig config) : config_(config) {
 // the filter can run before the reordering without changing the result.
 class BertNormalizer::Run {
  public:
-  Run(const BertNormalizerConfig& config, std::string& out) : config_(config), out_(out) {}
+  Run(const BertNormalizerConfig& config, std::string& out, std::vector<uint32_t>* source)
+      : config_(config), out_(out), source_(source) {}
+
+  // The input offset of the character being pushed (source tracking only).
+  void At(uint32_t offset) { at_ = offset; }
 
   // Step 1 for one non-ASCII code point, then the rest.
   void PushNonAscii(char32_t cp) {
@@ -58,6 +62,7 @@ class BertNormalizer::Run {
   struct Mark {
     int ccc;
     char32_t cp;
+    uint32_t at;
   };
 
   // Steps 2, 3 and 4: each takes one code point the step before produced.
@@ -86,7 +91,7 @@ class BertNormalizer::Run {
         if (!pending_.empty()) FlushPending();
         LowercaseAndAppend(part);
       } else {
-        pending_.push_back({ccc, part});
+        pending_.push_back({ccc, part, at_});
       }
     }
   }
@@ -94,28 +99,38 @@ class BertNormalizer::Run {
   void FlushPending() {
     std::stable_sort(pending_.begin(), pending_.end(),
                      [](const Mark& a, const Mark& b) { return a.ccc < b.ccc; });
-    for (const Mark& m : pending_) LowercaseAndAppend(m.cp);
+    const uint32_t at = at_;
+    for (const Mark& m : pending_) {
+      at_ = m.at;
+      LowercaseAndAppend(m.cp);
+    }
+    at_ = at;
     pending_.clear();
   }
 
   void LowercaseAndAppend(char32_t cp) {
     if (!config_.lowercase) {
       AppendUtf8(cp, out_);
-      return;
+    } else {
+      char32_t lower[kHfMappingMax];
+      const size_t n = HfLowercase(cp, lower);
+      for (size_t i = 0; i < n; ++i) AppendUtf8(lower[i], out_);
     }
-    char32_t lower[kHfMappingMax];
-    const size_t n = HfLowercase(cp, lower);
-    for (size_t i = 0; i < n; ++i) AppendUtf8(lower[i], out_);
+    if (source_ != nullptr) source_->resize(out_.size(), at_);
   }
 
   const BertNormalizerConfig& config_;
   std::string& out_;
+  std::vector<uint32_t>* source_;  // null: no tracking
+  uint32_t at_ = 0;
   std::vector<Mark> pending_;  // allocates only for stacked non-Mn combining marks
 };
 
-void BertNormalizer::NormalizeAppend(std::string_view utf8, std::string& out) const {
+template <bool kTrack>
+void BertNormalizer::Append(std::string_view utf8, std::string& out,
+                            std::vector<uint32_t>* source) const {
   out.reserve(out.size() + utf8.size());
-  Run run(config_, out);
+  Run run(config_, out, source);
   const size_t n = utf8.size();
   size_t i = 0;
   while (i < n) {
@@ -123,16 +138,29 @@ void BertNormalizer::NormalizeAppend(std::string_view utf8, std::string& out) co
       run.BeforeAscii();
       do {
         const int16_t mapped = ascii_map_[static_cast<unsigned char>(utf8[i])];
-        if (mapped != kAsciiDrop) out.push_back(static_cast<char>(mapped));
+        if (mapped != kAsciiDrop) {
+          out.push_back(static_cast<char>(mapped));
+          if constexpr (kTrack) source->push_back(static_cast<uint32_t>(i));
+        }
         ++i;
       } while (i < n && static_cast<unsigned char>(utf8[i]) < 0x80);
       continue;
     }
     const DecodedChar d = DecodeUtf8(utf8, i);
+    if constexpr (kTrack) run.At(static_cast<uint32_t>(i));
     i += d.size;
     run.PushNonAscii(d.cp);
   }
   run.Finish();
+}
+
+void BertNormalizer::NormalizeAppend(std::string_view utf8, std::string& out) const {
+  Append<false>(utf8, out, nullptr);
+}
+
+void BertNormalizer::NormalizeAppend(std::string_view utf8, std::string& out,
+                                     std::vector<uint32_t>& source) const {
+  Append<true>(utf8, out, &source);
 }
 
 std::string BertNormalizer::Normalize(std::string_view utf8) const {

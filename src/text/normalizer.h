@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace embedstream::text {
 
@@ -38,11 +39,18 @@ class BertNormalizer {
   // Appends the normalized form of `utf8` to `out` (valid UTF-8).
   void NormalizeAppend(std::string_view utf8, std::string& out) const;
   std::string Normalize(std::string_view utf8) const;
+  // Same, and for each byte appended to `out` appends to `source` the offset
+  // in `utf8` of the input character it came from (for chunking: a word of
+  // the normalized text maps back to its bytes in the input).
+  void NormalizeAppend(std::string_view utf8, std::string& out,
+                       std::vector<uint32_t>& source) const;
 
   const BertNormalizerConfig& config() const { return config_; }
 
  private:
   class Run;  // per-call state (the reorder buffer of strip_accents)
+  template <bool kTrack>
+  void Append(std::string_view utf8, std::string& out, std::vector<uint32_t>* source) const;
 
   BertNormalizerConfig config_;
   // What an ASCII byte becomes: kAsciiDrop, or the output byte.

@@ -1,5 +1,6 @@
 #include "server/internal/session.h"
 
+#include <algorithm>
 #include <charconv>
 #include <exception>
 #include <sstream>
@@ -210,7 +211,10 @@ void Session::ReadHeader() {
   if (state_->stopping.load()) return CloseSocket();
   phase_ = Phase::kReading;
   parser_.emplace();
-  ConfigureRequestParser(*parser_, state_->options.max_body_bytes);
+  // The largest limit until the path is known (OnReadHeader narrows it).
+  size_t limit = state_->options.max_body_bytes;
+  for (const auto& [path, bytes] : state_->options.large_body_paths) limit = std::max(limit, bytes);
+  ConfigureRequestParser(*parser_, limit);
   stream_.expires_after(state_->options.idle_timeout);
   http::async_read_header(
       stream_, buffer_, *parser_,
@@ -221,6 +225,18 @@ void Session::OnReadHeader(beast::error_code ec) {
   if (ec) return OnReadError(ec);
   const auto& message = parser_->get();
   if (auto refused = CheckFieldCount(message)) return RefuseRequest(std::move(*refused));
+  body_limit_ = state_->options.max_body_bytes;
+  if (!state_->options.large_body_paths.empty()) {
+    const std::string_view target(message.target().data(), message.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    for (const auto& [p, bytes] : state_->options.large_body_paths) {
+      if (path == p) body_limit_ = bytes;
+    }
+  }
+  if (const auto length = parser_->content_length(); length && *length > body_limit_) {
+    return RefuseRequest(*ReadErrorResponse(http::error::body_limit, body_limit_));
+  }
+  parser_->body_limit(body_limit_);
   if (!parser_->is_done() && message.version() >= 11 &&
       beast::iequals(message[http::field::expect], "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -258,7 +274,7 @@ void Session::OnReadError(beast::error_code ec) {
   if (ec == beast::error::timeout || ec == http::error::partial_message) return CloseSocket();
 
   // Answer what we can, then close: the rest of the stream cannot be trusted.
-  if (auto answer = ReadErrorResponse(ec, state_->options.max_body_bytes)) {
+  if (auto answer = ReadErrorResponse(ec, body_limit_)) {
     return RefuseRequest(std::move(*answer));
   }
   CloseSocket();  // connection reset and the like: nobody to answer

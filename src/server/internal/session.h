@@ -119,6 +119,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   Phase phase_ = Phase::kReading;
+  size_t body_limit_ = 0;  // of the request being read (ServerOptions::large_body_paths)
 
   // The request being answered.
   uint64_t request_seq_ = 0;

@@ -43,13 +43,37 @@ struct DirLock {
 // The columns ReadMessage reads, in its order.
 inline constexpr const char* kMessageColumns =
     "id, text, metadata, status, reason, model_name, created_at, embedded_at, revision, "
-    "queued_at";
+    "queued_at, parent_id, chunk_index, chunk_count, char_start, char_end";
+
+inline constexpr int kMessageColumnCount = 15;  // a column selected after them has this index
 
 // The Message in the current row of a statement that selected kMessageColumns.
 Message ReadMessage(const SqliteStmt& st);
 
 // Unit-length copy of v; empty when v has a non-finite or all-zero value.
 std::vector<float> Normalised(const std::vector<float>& v);
+
+// For writes derived from what the store already holds durably (a message's
+// vector, its delivery mark, its failure): commit without an fsync. WAL
+// frames are written in order and the next fsynced commit (a POST's) makes
+// them durable with it, so power loss can only lose a suffix of them, and
+// the outbox then delivers those messages again. A process crash loses
+// nothing (the frames are in the OS). The caller holds write_mu.
+class DerivedWrite {
+ public:
+  explicit DerivedWrite(SqliteDb& db, bool full) : db_(db), full_(full) {
+    if (full_) (void)db_.Exec("PRAGMA synchronous=NORMAL");
+  }
+  ~DerivedWrite() {
+    if (full_) (void)db_.Exec("PRAGMA synchronous=FULL");
+  }
+  DerivedWrite(const DerivedWrite&) = delete;
+  DerivedWrite& operator=(const DerivedWrite&) = delete;
+
+ private:
+  SqliteDb& db_;
+  const bool full_;
+};
 
 struct CompiledFilter;  // embedded_store_search.cc
 
@@ -77,7 +101,7 @@ struct EmbeddedStore::Impl {
   // Reader side.
   std::mutex read_mu;
   internal::SqliteDb reader;
-  internal::SqliteStmt get_by_id, get_by_row, list_page, stats_select;
+  internal::SqliteStmt get_by_id, get_by_row, list_page, stats_select, chunks_count;
 
   std::unique_ptr<internal::VectorIndex> index;
   std::mutex snapshot_mu;

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace embedstream::pipeline {
@@ -644,6 +645,153 @@ TEST(SinkGuard, CancelEndsTheWaitOfAWriteThatCannotSucceed) {
       guard.Write(1, [](std::span<const size_t>) { return WriteResult::Unavailable("down"); });
   cancel.join();
   EXPECT_TRUE(out.cancelled);
+}
+
+// FakeEmbedder that can chunk: one piece per space-separated word, a model
+// limit of `limit` tokens ([CLS] + pieces + [SEP]).
+class WordsEmbedder : public FakeEmbedder {
+ public:
+  explicit WordsEmbedder(size_t limit) : limit_(limit) {}
+  bool TokenizeWords(std::string_view text, std::vector<int32_t>& pieces,
+                     std::vector<text::TokenizedWord>& words) override {
+    pieces.clear();
+    words.clear();
+    size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && text[i] == ' ') ++i;
+      if (i >= text.size()) break;
+      const size_t b = i;
+      while (i < text.size() && text[i] != ' ') ++i;
+      words.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(i),
+                       static_cast<uint32_t>(pieces.size()), 1});
+      pieces.push_back(static_cast<int32_t>(i - b));
+    }
+    return true;
+  }
+  size_t max_tokens() const override { return limit_; }
+  std::vector<int32_t> Frame(std::span<const int32_t> pieces) override {
+    std::vector<int32_t> seq{-1};
+    seq.insert(seq.end(), pieces.begin(), pieces.end());
+    seq.push_back(-2);
+    return seq;
+  }
+
+ private:
+  const size_t limit_;
+};
+
+// Every item of every write, by call: (chunk id, deleted, has vector, text).
+class ItemSink : public Sink {
+ public:
+  const std::string& name() const override { return name_; }
+  WriteResult Write(std::span<const SinkItem> items) override {
+    std::vector<std::tuple<std::string, bool, bool, std::string>> call;
+    for (const auto& it : items) {
+      call.emplace_back(it.record->ChunkId(), it.record->deleted(), !it.vector.empty(),
+                        it.record->text);
+    }
+    std::lock_guard lock(mu_);
+    calls.push_back(std::move(call));
+    return WriteResult::Ok();
+  }
+  std::vector<std::vector<std::tuple<std::string, bool, bool, std::string>>> Calls() {
+    std::lock_guard lock(mu_);
+    return calls;
+  }
+
+ private:
+  const std::string name_ = "items";
+  std::mutex mu_;
+  std::vector<std::vector<std::tuple<std::string, bool, bool, std::string>>> calls;
+};
+
+TEST(RuntimeChunking, ADocumentBecomesChunksInOneBatchAndIsAckedOnce) {
+  FakeSource source;
+  // 10 words; the model takes 6 tokens (4 pieces): chunks of 4, 4, 2 words.
+  source.Offer({Make("doc", "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9"), Make("short", "a b")});
+  WordsEmbedder embedder(6);
+  ItemSink sink;
+  RuntimeOptions o = FastOptions();
+  o.chunking.overlap_tokens = 0;
+  o.chunking.split = ChunkingOptions::Split::kTokens;
+  Runtime rt(source, &embedder, {&sink}, o);
+  std::atomic<bool> stop{false};
+  rt.Run(stop);
+  EXPECT_EQ(source.acked(), (std::vector<std::string>{"doc", "short"}));
+  const auto calls = sink.Calls();
+  ASSERT_FALSE(calls.empty());
+  // The document's chunks in one write (the token budget of 8 does not cut it).
+  ASSERT_GE(calls[0].size(), 3u);
+  EXPECT_EQ(std::get<0>(calls[0][0]), "doc#0");
+  EXPECT_EQ(std::get<3>(calls[0][0]), "w0 w1 w2 w3");
+  EXPECT_EQ(std::get<0>(calls[0][1]), "doc#1");
+  EXPECT_EQ(std::get<3>(calls[0][1]), "w4 w5 w6 w7");
+  EXPECT_EQ(std::get<0>(calls[0][2]), "doc#2");
+  EXPECT_EQ(std::get<3>(calls[0][2]), "w8 w9");
+  EXPECT_EQ(rt.stats().chunked.load(), 1u);
+  EXPECT_EQ(rt.stats().chunks.load(), 3u);
+  EXPECT_EQ(rt.stats().acked.load(), 2u);
+  EXPECT_EQ(rt.stats().read.load(), 2u);
+  EXPECT_EQ(rt.stats().inflight_records.load(), 0);
+  EXPECT_EQ(rt.stats().inflight_bytes.load(), 0);
+}
+
+TEST(RuntimeChunking, TruncateAndRejectAreCounted) {
+  for (auto overflow : {ChunkingOptions::Overflow::kTruncate, ChunkingOptions::Overflow::kReject}) {
+    FakeSource source;
+    source.Offer({Make("long", "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9"), Make("ok", "a b")});
+    WordsEmbedder embedder(6);
+    ItemSink sink;
+    RuntimeOptions o = FastOptions();
+    o.chunking.on_overflow = overflow;
+    Runtime rt(source, &embedder, {&sink}, o);
+    std::atomic<bool> stop{false};
+    rt.Run(stop);
+    EXPECT_EQ(source.acked(), (std::vector<std::string>{"long", "ok"}));
+    size_t items = 0;
+    for (const auto& call : sink.Calls()) items += call.size();
+    if (overflow == ChunkingOptions::Overflow::kTruncate) {
+      EXPECT_EQ(rt.stats().truncated.load(), 1u);
+      EXPECT_EQ(items, 2u);
+      EXPECT_TRUE(source.rejected().empty());
+    } else {
+      EXPECT_EQ(rt.stats().rejected_too_long.load(), 1u);
+      EXPECT_EQ(items, 1u);
+      ASSERT_EQ(source.rejected().size(), 1u);
+      EXPECT_EQ(source.rejected()[0].first, "long");
+      EXPECT_EQ(source.rejected()[0].second.reason, "too_long");
+    }
+  }
+}
+
+TEST(RuntimeChunking, ADeleteAfterAnUpsertOfTheSameIdIsWrittenAfterIt) {
+  FakeSource source;
+  Record del;
+  del.id = "x";
+  del.op = Record::Op::kDelete;
+  Record del_unknown = del;
+  del_unknown.id = "never-seen";
+  source.Offer({Make("x", "a"), Make("y", "b"), del, del_unknown});
+  WordsEmbedder embedder(64);
+  ItemSink sink;
+  RuntimeOptions o = FastOptions();
+  o.batch_max_tokens = 1000;  // all four would fit one batch
+  Runtime rt(source, &embedder, {&sink}, o);
+  std::atomic<bool> stop{false};
+  rt.Run(stop);
+  EXPECT_EQ(source.acked(), (std::vector<std::string>{"x", "y", "x", "never-seen"}));
+  const auto calls = sink.Calls();
+  ASSERT_EQ(calls.size(), 2u) << "the batch is cut before the second operation on x";
+  ASSERT_EQ(calls[0].size(), 2u);
+  EXPECT_EQ(std::get<0>(calls[0][0]), "x");
+  EXPECT_FALSE(std::get<1>(calls[0][0]));
+  EXPECT_TRUE(std::get<2>(calls[0][0]));
+  ASSERT_EQ(calls[1].size(), 2u);
+  EXPECT_EQ(std::get<0>(calls[1][0]), "x");
+  EXPECT_TRUE(std::get<1>(calls[1][0]));
+  EXPECT_FALSE(std::get<2>(calls[1][0])) << "a delete carries no vector";
+  EXPECT_EQ(embedder.Batches(), std::vector<size_t>{2}) << "deletes are not embedded";
+  EXPECT_EQ(rt.stats().deleted.load(), 2u);
 }
 
 }  // namespace
