@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   consume.Register(app);
   embedstream::cli::MessagesCommand messages;
   messages.Register(app);
+  embedstream::cli::DocumentsCommand documents;
+  documents.Register(app);
   embedstream::cli::SearchCommand search;
   search.Register(app);
   embedstream::cli::EventsCommand events;

@@ -105,6 +105,8 @@ std::string PostgresSourceStatsJson(const sources::PostgresSource& source) {
       .Uint(s.batches.load())
       .Key("dead_letters")
       .Uint(s.dead_letters.load())
+      .Key("deletes")
+      .Uint(s.deletes.load())
       .Key("errors")
       .Uint(s.errors.load())
       .Key("reconnects")

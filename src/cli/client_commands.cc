@@ -1,8 +1,11 @@
 #include "cli/client_commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 
@@ -170,6 +173,12 @@ void MessagesCommand::Register(CLI::App& parent) {
   AddClientOptions(get, client, "Print the server's JSON");
   get->callback(Exit([this] { return Get(std::cout, std::cerr); }));
 
+  auto* del = cmd->add_subcommand(
+      "delete", "DELETE /messages/{id}: remove a message (all its chunks) from every sink");
+  del->add_option("id", id, "Message id")->required();
+  AddClientOptions(del, client, "Print the server's JSON");
+  del->callback(Exit([this] { return Delete(std::cout, std::cerr); }));
+
   auto* stats = cmd->add_subcommand("stats", "GET /status and /stats: progress and counters");
   AddClientOptions(stats, client, R"(Print {"status":..., "stats":...} as JSON)");
   stats->callback(Exit([this] { return Stats(std::cout, std::cerr); }));
@@ -210,6 +219,92 @@ int MessagesCommand::Get(std::ostream& out, std::ostream& err) {
                       [&](const HttpClientResponse& r) {
                         return PrintFormatted(FormatMessage(r.body), r, out, err);
                       });
+}
+
+int MessagesCommand::Delete(std::ostream& out, std::ostream& err) {
+  return CallAndPrint(client, "DELETE", "/messages/" + PercentEncode(id), {}, out, err,
+                      [&](const HttpClientResponse& r) {
+                        const auto j = ParseJson(r.body);
+                        const bool existed =
+                            j && j->is_object() && j->value("existed", false) == true;
+                        out << id << (existed ? " deleted" : " deleted (it was not there)")
+                            << "\n";
+                        return kExitOk;
+                      });
+}
+
+// ---- documents ------------------------------------------------------------
+
+void DocumentsCommand::Register(CLI::App& parent) {
+  auto* cmd = parent.add_subcommand(
+      "documents", "Add long texts (files) to a running `embedstream serve`, chunked there");
+  cmd->require_subcommand(1);
+  auto* add = cmd->add_subcommand(
+      "add", "POST /documents for each file; prints each id and the chunks it becomes");
+  add->add_option("files", files, "Text or Markdown files")->required()->check(CLI::ExistingFile);
+  add->add_option("--id", id, "Document id (one file only) [the file's path]");
+  add->add_option("--metadata", metadata, "A JSON object stored with each document");
+  add->add_option("--user-id", user_id, "Stored as metadata.user_id");
+  AddClientOptions(add, client, "Print the server's JSON answers, one per line");
+  add->callback(Exit([this] { return Add(std::cout, std::cerr); }));
+}
+
+int DocumentsCommand::Add(std::ostream& out, std::ostream& err) {
+  if (!id.empty() && files.size() != 1) {
+    err << "error: --id names one document; give one file\n";
+    return kExitUsage;
+  }
+  server::HttpClientOptions options;
+  options.read_timeout = std::chrono::seconds(120);  // a long document is tokenized before the 202
+  auto api = Api::Open(client, options);
+  if (!api) return TransportFailure(err, api.error());
+  const bool tty = ::isatty(2) != 0;
+  const bool progress = files.size() > 1;
+  int code = kExitOk;
+  size_t last_tenth = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& path = files[i];
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      err << "error: reading " << path << "\n";
+      code = std::max(code, kExitUsage);
+      continue;
+    }
+    std::string target = "/documents?id=" + PercentEncode(id.empty() ? path : id);
+    if (!metadata.empty()) target += "&metadata=" + PercentEncode(metadata);
+    if (!user_id.empty()) target += "&user_id=" + PercentEncode(user_id);
+    const bool markdown = path.ends_with(".md") || path.ends_with(".markdown");
+    HttpHeaders headers = api->Headers(false);
+    headers.emplace_back("Content-Type", markdown ? "text/markdown; charset=utf-8"
+                                                  : "text/plain; charset=utf-8");
+    auto r = api->client().Request("POST", target, text, headers);
+    if (!r) return TransportFailure(err, r.error());
+    if (!IsSuccess(*r)) {
+      err << path << ": ";
+      code = std::max(code, ServerFailure(err, *r));
+    } else if (client.json) {
+      out << r->body << (r->body.ends_with('\n') ? "" : "\n");
+    } else {
+      const auto j = ParseJson(r->body);
+      const bool ok = j && j->is_object() && (*j)["id"].is_string();
+      out << (ok ? (*j)["id"].get<std::string>() : path) << "\t"
+          << (ok && (*j)["chunks"].is_number() ? (*j)["chunks"].dump() : "?") << "\n";
+    }
+    if (progress) {
+      const size_t done = i + 1;
+      if (tty) {
+        constexpr size_t kWidth = 30;
+        const size_t fill = done * kWidth / files.size();
+        err << "\r[" << std::string(fill, '#') << std::string(kWidth - fill, ' ') << "] " << done
+            << "/" << files.size() << (done == files.size() ? "\n" : "") << std::flush;
+      } else if (done * 10 / files.size() > last_tenth || done == files.size()) {
+        last_tenth = done * 10 / files.size();
+        err << "documents: " << done << "/" << files.size() << " sent\n";
+      }
+    }
+  }
+  return code;
 }
 
 int MessagesCommand::Stats(std::ostream& out, std::ostream& err) {

@@ -5,7 +5,9 @@
 //   embedstream messages create TEXT [--id ID] [--metadata JSON] [--user-id U]
 //   embedstream messages list [--limit N] [--offset N]
 //   embedstream messages get ID
+//   embedstream messages delete ID
 //   embedstream messages stats
+//   embedstream documents add FILE... [--id ID] [--metadata JSON] [--wait]
 //   embedstream search "query" [--limit K] [--filter metadata.key=value ...]
 //   embedstream events [--user-id U] [--key K] [--count N] [--timeout S]
 //   embedstream health [--ready] [--timeout S]
@@ -57,7 +59,23 @@ struct MessagesCommand {
   int Create(std::ostream& out, std::ostream& err);
   int List(std::ostream& out, std::ostream& err);
   int Get(std::ostream& out, std::ostream& err);
+  int Delete(std::ostream& out, std::ostream& err);
   int Stats(std::ostream& out, std::ostream& err);
+};
+
+// POST /documents for each file (text/markdown for .md/.markdown, else
+// text/plain); the id is the file's path unless --id (one file only). A
+// progress bar on stderr for more than one file (when stderr is a terminal,
+// else a line per 10%). Prints "<id>\t<chunks>" per document.
+struct DocumentsCommand {
+  ClientFlags client;
+  std::vector<std::string> files;
+  std::string id;
+  std::string metadata;
+  std::string user_id;
+
+  void Register(CLI::App& parent);
+  int Add(std::ostream& out, std::ostream& err);
 };
 
 struct SearchCommand {

@@ -201,6 +201,41 @@ std::string ProgressTable(const std::string& embeddings_table) {
   return t;
 }
 
+std::string DeletesTable(const std::string& embeddings_table) {
+  std::string t = embeddings_table + "_deletes";
+  if (t.size() > kMaxIdentifierBytes) t.resize(kMaxIdentifierBytes);
+  return t;
+}
+
+Status InstallDeleteCapture(Connection& conn, const Schema& s, const SchemaOptions& o) {
+  constexpr const char* kDeleteTrigger = "embedstream_capture_delete";
+  auto has = conn.ExecParams(
+      "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2 AND NOT "
+      "tgisinternal",
+      {s.text_table, kDeleteTrigger}, PGRES_TUPLES_OK, "looking for the delete trigger");
+  if (!has) return has.error();
+  const std::string table = conn.Quote(DeletesTable(o.embeddings_table));
+  if (PQntuples(has->get()) > 0) return {};
+  return Locked(conn, [&]() -> Status {
+    // The deleted row's id as text (any id type), whatever the column's name.
+    const std::string sql =
+        "CREATE TABLE IF NOT EXISTS " + table +
+        " (seq bigserial PRIMARY KEY, id text NOT NULL, deleted_at timestamptz DEFAULT now());\n"
+        "CREATE OR REPLACE FUNCTION embedstream_capture_delete() RETURNS trigger LANGUAGE plpgsql "
+        "AS $fn$ BEGIN EXECUTE format('INSERT INTO %s (id) VALUES ($1)', TG_ARGV[0]) USING "
+        "to_jsonb(OLD) ->> TG_ARGV[1]; PERFORM pg_notify(TG_ARGV[2], ''); RETURN NULL; END "
+        "$fn$;\nDROP TRIGGER IF EXISTS " +
+        std::string(kDeleteTrigger) + " ON " + s.text_table + ";\nCREATE TRIGGER " +
+        kDeleteTrigger + " AFTER DELETE ON " + s.text_table +
+        " FOR EACH ROW EXECUTE FUNCTION embedstream_capture_delete(" + conn.Literal(table) + ", " +
+        conn.Literal(o.id_column) + ", " + conn.Literal(s.channel) + ")";
+    if (auto r = conn.Exec(sql, PGRES_COMMAND_OK, "installing the delete capture"); !r) {
+      return r.error();
+    }
+    return {};
+  });
+}
+
 std::string ChunksTable(const std::string& embeddings_table) {
   std::string t = embeddings_table + "_chunks";
   if (t.size() > kMaxIdentifierBytes) t.resize(kMaxIdentifierBytes);

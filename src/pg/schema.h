@@ -78,6 +78,16 @@ Result<Schema> EnsureSchema(Connection& conn, const SchemaOptions& options);
 // source wakes at once instead of at its next poll. Idempotent.
 Status InstallNotifyTrigger(Connection& conn, const Schema& schema);
 
+// The delete capture of the CQRS source: <embeddings_table>_deletes (seq,
+// id text, deleted_at) and a row trigger on the text table that records each
+// deleted row's id there and sends the NOTIFY, so the source can take the
+// delete to sinks outside this database (Qdrant, the store, Kafka); the
+// embeddings, chunks and progress rows go by cascade. Created when missing
+// (idempotent; needs the right to create triggers on the table).
+Status InstallDeleteCapture(Connection& conn, const Schema& schema, const SchemaOptions& options);
+// <embeddings_table>_deletes, at most 63 bytes (unquoted).
+std::string DeletesTable(const std::string& embeddings_table);
+
 // Whether that trigger is installed on the text table.
 Result<bool> HasNotifyTrigger(Connection& conn, const SchemaOptions& options);
 

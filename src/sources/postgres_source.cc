@@ -80,6 +80,16 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Connect(PostgresSourceOp
       !r) {
     return r.error();
   }
+  if (o.capture_deletes) {
+    if (Status st = pg::InstallDeleteCapture(c, s, o.schema); !st) {
+      GetLogger("postgres")
+          ->warn("postgres source: cannot capture deletes on {} ({}); rows deleted there keep "
+                 "their vectors in sinks outside PostgreSQL (Qdrant, the store, Kafka)",
+                 o.schema.text_table, st.error().message);
+    } else {
+      self->deletes_table_ = c.Quote(pg::DeletesTable(o.schema.embeddings_table));
+    }
+  }
   if (Status st = self->Ready(self->listen_, true); !st) return st.error();
   for (Lane& lane : self->lanes_) {
     if (Status st = self->Ready(lane, false); !st) return st.error();
@@ -227,7 +237,27 @@ Status PostgresSource::Finish(Claim& claim) {
 }
 
 void PostgresSource::Ack(std::span<const pipeline::Record* const> records) {
-  size_t left = records.size();
+  std::string seqs;  // delete entries every sink has: gone from the deletes table
+  size_t rows = 0;
+  for (const auto* r : records) {
+    if (!r->deleted()) {
+      ++rows;
+      continue;
+    }
+    if (!seqs.empty()) seqs += ',';
+    seqs += std::to_string(r->handle);
+  }
+  if (!seqs.empty()) {
+    stats_.deletes.fetch_add(records.size() - rows, std::memory_order_relaxed);
+    auto r = listen_.conn->ExecParams("DELETE FROM " + deletes_table_ + " WHERE seq = ANY($1::bigint[])",
+                                      {"{" + seqs + "}"}, PGRES_COMMAND_OK, "acking deletes");
+    if (!r) {
+      // Delivered again later (deletes are idempotent).
+      GetLogger("postgres")->warn("postgres source: acking deletes failed: {}",
+                                  r.error().ToString());
+    }
+  }
+  size_t left = rows;
   while (left > 0 && !claims_.empty()) {
     Claim& claim = claims_.front();
     const size_t take = std::min(left, claim.ids.size() - claim.acked);
@@ -304,6 +334,12 @@ pipeline::ReadBatch PostgresSource::Read(size_t max_records, std::chrono::millis
       if (!wake_) return out;
     }
   }
+  if (!deletes_table_.empty()) {
+    if (Status st = ReadDeletes(max_records, out.records); !st) {
+      GetLogger("postgres")->warn("postgres source: reading deletes: {}", st.error().ToString());
+    }
+    if (!out.records.empty()) return out;  // claim at the next Read
+  }
   bool no_lane = false;
   auto rows = ClaimRows(max_records, no_lane);
   now = Clock::now();
@@ -332,6 +368,35 @@ pipeline::ReadBatch PostgresSource::Read(size_t max_records, std::chrono::millis
   wake_ = true;  // more may be pending: claim again at the next Read
   out.records = std::move(*rows);
   return out;
+}
+
+Status PostgresSource::ReadDeletes(size_t max_records, std::vector<pipeline::Record>& out) {
+  pg::Connection& c = *listen_.conn;
+  if (Status st = c.EnsureConnected(); !st) return st;
+  const pg::Schema& s = schema_;
+  // Entries of ids back in the table: nothing to delete (the new row is
+  // embedded and replaces what the sinks hold).
+  auto back = c.Exec("DELETE FROM " + deletes_table_ + " d USING " + s.text_table + " t WHERE t." +
+                         s.id_column + "::text = d.id",
+                     PGRES_COMMAND_OK, "dropping deletes of ids back in the table");
+  if (!back) return back.error();
+  auto r = c.ExecParams("SELECT seq, id FROM " + deletes_table_ +
+                            " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+                        {std::to_string(deletes_seq_), std::to_string(max_records)},
+                        PGRES_TUPLES_OK, "reading deletes");
+  if (!r) return r.error();
+  PGresult* res = r->get();
+  for (int i = 0; i < PQntuples(res); ++i) {
+    pipeline::Record d;
+    d.op = pipeline::Record::Op::kDelete;
+    d.handle = std::strtoull(PQgetvalue(res, i, 0), nullptr, 10);
+    d.id = PQgetvalue(res, i, 1);
+    d.event_key = d.id;
+    d.input_source = "postgres";
+    deletes_seq_ = std::max<int64_t>(deletes_seq_, static_cast<int64_t>(d.handle));
+    out.push_back(std::move(d));
+  }
+  return {};
 }
 
 void PostgresSource::WaitForNotify(std::chrono::milliseconds d) {

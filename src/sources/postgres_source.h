@@ -20,6 +20,11 @@
 //             marker follows with the claim's Ack, so it is not retried
 //             until its text changes.
 //   Pause  -> no new claims (claims in flight stay open).
+//   Deletes-> a row deleted from the text table (recorded with its id in
+//             <embeddings_table>_deletes by the trigger Connect installs,
+//             pg::InstallDeleteCapture) becomes a delete record, read before
+//             the next claim; its Ack removes the entry. An id that is back
+//             in the table meanwhile is not deleted (its new row is embedded).
 //
 // A lost connection or a crash rolls the claim back: its rows are pending
 // again (at-least-once; sinks upsert). One claim per connection: at most
@@ -60,6 +65,8 @@ struct PostgresSourceOptions {
   std::chrono::milliseconds retry_base{200};
   std::chrono::milliseconds retry_max{10000};
   bool reembed_other_models = false;  // also rows whose model_name differs
+  // Take rows deleted from the text table to the sinks (see Deletes above).
+  bool capture_deletes = true;
   // Finite: Read says `end` once nothing is pending beyond its own claims
   // (`embedstream pg reembed`, benchmarks).
   bool finite = false;
@@ -70,6 +77,7 @@ struct PostgresSourceStats {
   std::atomic<uint64_t> embedded{0};  // rows marked done (every sink has them)
   std::atomic<uint64_t> batches{0};   // claims committed
   std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> deletes{0};  // deleted rows taken to the sinks
   std::atomic<uint64_t> errors{0};  // failed claims or commits (each retried)
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> notifications{0};
@@ -130,6 +138,8 @@ class PostgresSource : public pipeline::Source {
   // Opens a claim on a free lane; the records read (none: nothing pending).
   Result<std::vector<pipeline::Record>> ClaimRows(size_t max_records, bool& no_lane);
   Status Finish(Claim& claim);  // markers + COMMIT
+  // Delete records for rows deleted from the text table (after deletes_seq_).
+  Status ReadDeletes(size_t max_records, std::vector<pipeline::Record>& out);
   void RefreshCounts();
   // Waits up to `d` for a notification on the listen connection.
   void WaitForNotify(std::chrono::milliseconds d);
@@ -139,6 +149,8 @@ class PostgresSource : public pipeline::Source {
   pg::Schema schema_;
   std::string pending_predicate_;  // SQL over t (text) and e (embeddings)
   std::string dead_letter_table_;  // quoted
+  std::string deletes_table_;      // quoted; empty: deletes are not captured
+  int64_t deletes_seq_ = 0;        // the last entry read
   Lane listen_;                    // LISTEN, counts
   std::vector<Lane> lanes_;        // one claim each
   std::deque<Claim> claims_;       // open, in read order

@@ -73,7 +73,8 @@ class Admin {
   }
 
   void DropTables(const std::string& prefix) {
-    Value("DROP TABLE IF EXISTS " + prefix + "_embeddings, " + prefix + "_messages CASCADE");
+    Value("DROP TABLE IF EXISTS " + prefix + "_embeddings, " + prefix + "_embeddings_chunks, " +
+          prefix + "_messages CASCADE");
   }
 
  private:
@@ -119,7 +120,8 @@ class PostgresSinkTest : public ::testing::Test {
 };
 
 TEST_F(PostgresSinkTest, CreatesSchemaOnEmptyDatabase) {
-  admin_.Value("DROP TABLE IF EXISTS message_embeddings, text_messages CASCADE");
+  admin_.Value(
+      "DROP TABLE IF EXISTS message_embeddings, message_embeddings_chunks, text_messages CASCADE");
   auto o = PostgresSinkOptions::FromEnv();
   o.dim = 384;
   auto sink = MustConnect(o);
