@@ -116,12 +116,9 @@ void AppendEmbeddingRecord(std::string& out, const OutputFields& f,
     w.Key("parent_id").String(f.parent_id);
     w.Key("chunk_index").Uint(f.chunk_index);
     w.Key("chunk_count").Uint(f.chunk_count);
-  }
-  if (f.chunk || f.truncated) {
     w.Key("char_start").Uint(f.char_start);
     w.Key("char_end").Uint(f.char_end);
   }
-  if (f.truncated) w.Key("truncated").Bool(true);
   w.EndObject();
   out.append(w.view());
 }

@@ -65,7 +65,6 @@ struct OutputFields {
   bool chunk = false;
   std::string_view parent_id;
   uint32_t chunk_index = 0, chunk_count = 1, char_start = 0, char_end = 0;
-  bool truncated = false;  // adds "truncated": true and the span embedded
 };
 
 // Appends one compact JSON object (no newline) to `out`.

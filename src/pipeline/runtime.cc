@@ -235,7 +235,15 @@ void Runtime::Split(Record&& r, std::optional<Rejection>& error, std::vector<Rec
       r.truncated = true;
       r.char_start = span.char_begin;
       r.char_end = span.char_end;
-      stats_.truncated.fetch_add(1, std::memory_order_relaxed);
+      // Never silent: counted (stats, metrics) and logged, the first ones
+      // and then every 1,000th.
+      if (const uint64_t n = stats_.truncated.fetch_add(1, std::memory_order_relaxed);
+          n < 10 || n % 1000 == 0) {
+        GetLogger("pipeline")
+            ->warn("{}: '{}' is {} tokens, the model takes {}: truncated to characters [0, {}) "
+                   "(chunking.on_overflow: truncate; {} truncated so far)",
+                   source_.name(), r.id, plan.tokens, plan.max_tokens, span.char_end, n + 1);
+      }
       parts.push_back(std::move(r));
       return;
     }

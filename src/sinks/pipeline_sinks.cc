@@ -30,7 +30,6 @@ pipeline::OutputFields FieldsOf(const pipeline::Record& r, const std::string& ch
   f.chunk_count = r.chunk_count;
   f.char_start = r.char_start;
   f.char_end = r.char_end;
-  f.truncated = r.truncated;
   return f;
 }
 
@@ -192,9 +191,7 @@ std::string QdrantPointSink::ChunkPayload(const pipeline::Record& r) {
   JsonWriter w;
   w.BeginObject().Key("parent_id").String(r.id).Key("chunk_index").Uint(r.chunk_index);
   w.Key("chunk_count").Uint(r.chunk_count);
-  if (r.chunked() || r.truncated) {
-    w.Key("char_start").Uint(r.char_start).Key("char_end").Uint(r.char_end);
-  }
+  if (r.chunked()) w.Key("char_start").Uint(r.char_start).Key("char_end").Uint(r.char_end);
   w.EndObject();
   const std::string_view fields = w.view().substr(1, w.view().size() - 2);
   // Payload() gives an object: insert the fields before its closing brace.

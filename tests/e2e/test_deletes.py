@@ -26,9 +26,9 @@ What these tests prove:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-import re
 import subprocess
 import time
 import uuid
@@ -255,7 +255,6 @@ def qdrant_state(q, doc: str) -> dict:
 
 
 def md5(s: str) -> str:
-    import hashlib
     return hashlib.md5(s.encode()).hexdigest()
 
 
@@ -337,7 +336,7 @@ def test_shrinking_document_leaves_exactly_its_new_chunks_everywhere(
         assert qdrant_points(qdrant) == {}
         assert store_all(svc) == {}
         status, body = store_message(svc, doc)
-        assert status == 404 or (status == 200 and body.get("status") == "deleted"), (status, body)
+        assert status == 404, (status, body)
 
         def output_ends_with_tombstone():
             recs = by_key(read_keyed(kafka_broker, topics.output))
@@ -428,3 +427,236 @@ def check_everywhere(svc, pg, q, doc, text, spans):
         assert p["parent_id"] == doc and p["source_id"] == f"{doc}#{k}", p
         assert (p["chunk_index"], p["chunk_count"], p["char_start"], p["char_end"]) == (k, n, a, b), p
         assert p["text"] == text[a:b], (k, p["text"][:80])
+
+
+# ---------------------------------------------------------------- final states
+def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
+    """Where the sinks differ from `finals` ({id: last text, or None: deleted};
+    `spans`: chunk_spans of the texts), each sink in one look; `output`: the
+    output topic's by_key, whose last record per id must be the last operation's."""
+    problems = []
+    hits = store_all(svc)
+    pgs = pg_state(pg, list(finals))
+    points = qdrant_points(q)
+    want_hits, want_points = set(), set()
+    pg_text_rows = pg_whole_rows = pg_chunk_rows = 0
+    for doc, text in finals.items():
+        got_hits = {i: h for i, h in hits.items() if i == doc or h.get("parent_id") == doc}
+        got_points = {i: p for i, p in points.items() if p.get("parent_id") == doc
+                      or i == stored_id(doc)}
+        ptext, pwhole, pchunks = pgs[doc]
+        status, msg = store_message(svc, doc)
+        last = output.get(doc, [None])[-1] if output is not None else None
+        if text is None:
+            if got_hits:
+                problems.append(f"{doc} deleted, the store's search has {sorted(got_hits)}")
+            if status != 404:
+                problems.append(f"{doc} deleted, GET /messages/{doc} -> {status} {msg}")
+            if ptext is not None or pwhole or pchunks:
+                problems.append(f"{doc} deleted, pgvector has text {ptext!r:.60}, {pwhole} "
+                                f"whole-text vectors, chunks {sorted(pchunks)}")
+            if got_points:
+                problems.append(f"{doc} deleted, Qdrant has points "
+                                f"{[(p.get('source_id'), p.get('chunk_count')) for p in got_points.values()]}")
+            if output is not None and last is not None:
+                problems.append(f"{doc} deleted, its last output record is {last.get('id')}, "
+                                "not a tombstone")
+            continue
+        sp = spans[doc]
+        n = len(sp)
+        parts = {f"{doc}#{k}": text[a:b] for k, (a, b) in enumerate(sp)} if n > 1 else {doc: text}
+        want_hits |= set(parts)
+        pg_text_rows += 1
+        pg_whole_rows += n == 1
+        pg_chunk_rows += n if n > 1 else 0
+        got = {i: (h["text"], h.get("chunk_count", 1)) for i, h in got_hits.items()}
+        if got != {i: (t, n) for i, t in parts.items()}:
+            problems.append(f"{doc} = {n} chunk(s) of {text[:40]!r}..., the store's search has "
+                            f"{ {i: (t[:40], c) for i, (t, c) in got.items()} }")
+        if status != 200 or msg.get("status") != "embedded" or (
+                n > 1 and msg.get("chunks") != {"embedded": n, "total": n}):
+            problems.append(f"{doc} = {n} chunk(s), GET /messages/{doc} -> {status} {msg}")
+        want_pg = (text, 1 if n == 1 else 0,
+                   {i: (n, md5(t)) for i, t in parts.items()} if n > 1 else {})
+        if (ptext, pwhole, pchunks) != want_pg:
+            problems.append(f"{doc} = {n} chunk(s) of {text[:40]!r}..., pgvector has text "
+                            f"{(ptext or '')[:40]!r} (right: {ptext == text}), {pwhole} whole-text "
+                            f"vectors, chunks { {i: c for i, (c, _) in pchunks.items()} }")
+        want_p = ({chunk_point_id(doc, k): (f"{doc}#{k}", t, n) for k, t in
+                   enumerate(parts.values())} if n > 1 else {stored_id(doc): (None, text, 1)})
+        want_points |= set(want_p)
+        got_p = {i: (p.get("source_id") if n > 1 else None, p.get("text"), p.get("chunk_count"))
+                 for i, p in got_points.items()}
+        if got_p != want_p:
+            problems.append(f"{doc} = {n} chunk(s) of {text[:40]!r}..., Qdrant has "
+                            f"{[(p.get('source_id'), p.get('text', '')[:40], p.get('chunk_count')) for p in got_points.values()]}")
+        if output is not None:
+            a, b = sp[-1]
+            want_last = (f"{doc}#{n - 1}" if n > 1 else doc, text[a:b] if n > 1 else text)
+            if last is None or (last["id"], last["original_text"]) != want_last:
+                problems.append(f"{doc} = {n} chunk(s), its last output record is "
+                                f"{last and (last['id'], last['original_text'][:40])}")
+    # Nothing else anywhere (e.g. chunks of an older version left behind).
+    extra = set(hits) - want_hits
+    if extra:
+        problems.append(f"the store's search has more: {sorted(extra)[:10]}")
+    extra = set(points) - want_points
+    if extra:
+        problems.append(f"Qdrant has more points: {[points[i] .get('source_id') or i for i in sorted(extra)][:10]}")
+    counts = tuple(int(pg.psql(f"SELECT count(*) FROM {t}")) for t in (TEXT, EMB, CHUNKS))
+    if counts != (pg_text_rows, pg_whole_rows, pg_chunk_rows):
+        problems.append(f"pgvector rows (text, whole-text vectors, chunks) {counts}, expected "
+                        f"{(pg_text_rows, pg_whole_rows, pg_chunk_rows)}")
+    return problems
+
+
+def wait_processed(broker, t, svc, total, timeout):
+    """Every one of `total` input records committed by the group, nothing in flight."""
+    wait_until(lambda: (committed_total(broker, t.group), svc.stats()["inflight"]),
+               lambda c: c == (total, 0), timeout,
+               f"the group {t.group} to commit all {total} records", svc, interval=2)
+
+
+# ---------------------------------------------------------------- b
+def operations(run, rng, ids, n_random):
+    """n_random operations over ids, then one last operation per id (shuffled in):
+    [(id, value or None)], and {id: the last text or None}."""
+    long_pool = [document(run, seed=1500 + k, chunks=c)[0] for k, c in enumerate((2, 3, 4, 5))]
+    version = {i: 0 for i in ids}
+
+    def op(i, kind):
+        version[i] += 1
+        if kind == "short":
+            return {"id": i, "text": f"{i} version {version[i]}: " + prose(rng, rng.randint(5, 30))}
+        if kind == "long":
+            return {"id": i, "text": f"{i} version {version[i]}. " + rng.choice(long_pool)}
+        if kind == "tombstone":
+            return None
+        return {"id": i, "op": "delete"}
+
+    # Long texts (2-5 chunks) make the run last long enough to be killed in the middle.
+    kinds = ["short"] * 8 + ["long"] * 4 + ["tombstone"] * 4 + ["op"] * 3
+    ops = [(i, op(i, rng.choice(kinds))) for i in (rng.choice(ids) for _ in range(n_random))]
+    # The last operation of each id: every kind, evenly.
+    last_kinds = ["short", "long", "tombstone", "op"]
+    lasts = [(i, op(i, last_kinds[k % 4])) for k, i in enumerate(ids)]
+    rng.shuffle(lasts)
+    # Each id's last one after all of its others; spread over the last third.
+    for i, v in lasts:
+        after = max([k for k, (j, _) in enumerate(ops) if j == i], default=-1)
+        ops.insert(rng.randint(max(after + 1, len(ops) * 2 // 3), len(ops)), (i, v))
+    finals = {}
+    for i, v in ops:
+        finals[i] = None if v is None or v.get("op") == "delete" else v["text"]
+    assert sum(1 for v in finals.values() if v is None) >= len(ids) // 2 - 2
+    return ops, finals
+
+
+def test_deletes_with_kill_9_end_in_the_last_operation_per_id(
+        run, binary, model_dir, kafka_broker, pg, qdrant, topics, tmp_path):
+    rng = random.Random(1403)
+    ids = [f"doc-{k:02d}" for k in range(34)] + [
+        str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(6)]
+    ops, finals = operations(run, rng, ids, 260)
+    total = len(ops)
+    kinds = {"upsert": sum(v is not None and "text" in v for _, v in ops),
+             "tombstone": sum(v is None for _, v in ops),
+             "op delete": sum(v is not None and "op" in v for _, v in ops)}
+    say(f"{total} operations over {len(ids)} ids: {kinds}; at the end "
+        f"{sum(v is None for v in finals.values())} ids deleted")
+    spans = chunk_spans(run, {i: t for i, t in finals.items() if t is not None})
+    cfg = write_config(tmp_path, qdrant, ["store", "kafka", "postgres", "qdrant"])
+    data_dir = str(tmp_path / "b.data")
+    # A third first, done and committed; then the rest, and kill -9 in its middle.
+    split = total // 3
+    produce(kafka_broker, topics.input, ops[:split])
+    a = start(binary, model_dir, topics, cfg, pg, tmp_path, "b1", data_dir)
+    try:
+        wait_processed(kafka_broker, topics, a, split, 240)
+        produce(kafka_broker, topics.input, ops[split:])
+        t0 = time.time()
+        acked = wait_until(lambda: a.stats()["sources"]["kafka"]["acked"],
+                           lambda n: n >= split + (total - split) // 3, 240,
+                           f">= {split + (total - split) // 3} operations done by the first "
+                           "instance", a, interval=0.05)
+        a.kill9()
+    finally:
+        if a.proc.poll() is None:
+            a.stop()
+    killed_at = time.time()
+    committed = committed_total(kafka_broker, topics.group)
+    say(f"kill -9 {killed_at - t0:.1f} s into the second part, {acked} of {total} operations "
+        f"acked; {committed} committed")
+    # Mid-run: the second instance starts after the committed ones, applies again
+    # those done but not committed, then the rest.
+    assert acked < total, "everything was done before the kill: the test proves nothing"
+    assert split <= committed < total, f"committed {committed} of {total} at the kill"
+    b = start(binary, model_dir, topics, cfg, pg, tmp_path, "b2", data_dir)
+    try:
+        wait_processed(kafka_broker, topics, b, total, 300)
+        output = by_key(read_keyed(kafka_broker, topics.output))
+        problems = final_problems(b, pg, qdrant, finals, spans, output)
+        stats = b.stats()
+    finally:
+        assert b.stop() == 0, b.tail()
+    k = stats["sources"]["kafka"]
+    say(f"second instance: read {k['read']}, acked {k['acked']}, deleted {k['deleted']}, "
+        f"chunked {k['chunked']} into {k['chunks']} chunks")
+    assert not problems, (f"{len(problems)} differences from the last operation per id:\n"
+                          + "\n".join(problems[:25]))
+    assert stats["dlq"] == 0 and read_keyed(kafka_broker, topics.dlq) == []
+
+
+# ---------------------------------------------------------------- c
+def test_upsert_then_delete_in_one_batch(run, binary, model_dir, kafka_broker, pg, qdrant,
+                                         topics, tmp_path):
+    rng = random.Random(1404)
+    long_a, _ = document(run, seed=1601, chunks=3)
+    long_b, _ = document(run, seed=1602, chunks=4)
+
+    def short(tag):
+        return f"{tag}: " + prose(rng, 20)
+
+    before = {"old-short-ud": short("first"), "old-long-ud": long_a,
+              "old-short-du": short("first"), "old-long-du": long_a}
+    cfg = write_config(tmp_path, qdrant, ["store", "kafka", "postgres", "qdrant"])
+    svc = start(binary, model_dir, topics, cfg, pg, tmp_path, "c", str(tmp_path / "c.data"))
+    try:
+        produce(kafka_broker, topics.input, [(i, {"id": i, "text": t}) for i, t in before.items()])
+        wait_processed(kafka_broker, topics, svc, len(before), 120)
+        problems = final_problems(svc, pg, qdrant, before, chunk_spans(run, before))
+        assert not problems, "\n".join(problems)
+        # Back to back, each pair: one poll, one partition, in this order.
+        tomb, op_delete = object(), object()  # a tombstone, {"id", "op": "delete"}
+        pairs = [
+            ("old-short-ud", short("second"), tomb),       # upsert, delete: absent
+            ("old-long-ud", long_b, op_delete),
+            ("new-short-ud", short("new"), op_delete),
+            ("new-long-ud", long_a, tomb),
+            ("old-short-du", tomb, long_b),                # delete, upsert: present
+            ("old-long-du", op_delete, short("second")),
+            ("new-short-du", op_delete, short("new")),
+            ("new-long-du", tomb, long_b),
+        ]
+
+        def value(i, v):
+            if v is tomb:
+                return None
+            if v is op_delete:
+                return {"id": i, "op": "delete"}
+            return {"id": i, "text": v}
+
+        records = [(i, value(i, v)) for i, first, second in pairs for v in (first, second)]
+        produce(kafka_broker, topics.input, records)
+        finals = {i: (None if second is tomb or second is op_delete else second)
+                  for i, _, second in pairs}
+        spans = chunk_spans(run, {i: t for i, t in finals.items() if t is not None})
+        wait_processed(kafka_broker, topics, svc, len(before) + len(records), 120)
+        output = by_key(read_keyed(kafka_broker, topics.output))
+        problems = final_problems(svc, pg, qdrant, finals, spans, output)
+        stats = svc.stats()
+    finally:
+        assert svc.stop() == 0, svc.tail()
+    assert not problems, (f"{len(problems)} differences from the last operation per id:\n"
+                          + "\n".join(problems))
+    assert stats["dlq"] == 0

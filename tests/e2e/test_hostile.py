@@ -281,6 +281,9 @@ class Target:
                 f"{what}: acknowledged {mid} lost: {status} {msg}"
 
 
+TRUNCATE_YAML = "chunking:\n  on_overflow: truncate\n"
+
+
 def config_file(tmp_dir, name, yaml_text):
     path = tmp_dir / f"{name}.yaml"
     path.write_text(yaml_text)
@@ -301,7 +304,11 @@ def rss_report():
 def default(binary, model_dir, tmp_path_factory):
     """One server with the embedded defaults, shared by the tests that need nothing else."""
     tmp = tmp_path_factory.mktemp("hostile-default")
-    svc = Service(binary, model_dir, [], tmp / "default.log")
+    # Texts over the model's 256 tokens are truncated here, not chunked: the
+    # 1 MiB texts below would otherwise keep the encoder busy for a minute
+    # while the other attacks measure latencies (chunking: test_documents.py).
+    cfg = config_file(tmp, "default", TRUNCATE_YAML)
+    svc = Service(binary, model_dir, ["-c", str(cfg)], tmp / "default.log")
     try:
         svc.wait_ready()
         target = Target(svc, "default").seed()
@@ -1068,7 +1075,7 @@ def test_pipelined_burst_of_1000_requests(default):
 
 
 def test_client_that_never_reads_a_big_response_is_abandoned(fresh):
-    t = fresh("noread", yaml="http:\n  write_timeout_ms: 2000\n")
+    t = fresh("noread", yaml="http:\n  write_timeout_ms: 2000\n" + TRUNCATE_YAML)
     for i in range(9):  # ~9 MB stored: GET /messages?limit=20 is an ~8 MiB page
         text = (f"big {i} " + "the quick brown fox jumps over the lazy dog " * 23_000)[:999_000]
         status, _ = jcall(t.port, "POST", "/messages", {"id": f"big-{i}", "message": text})

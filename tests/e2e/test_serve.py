@@ -440,7 +440,8 @@ def test_write_queue_is_bounded_in_bytes_and_loses_nothing(serve, tmp_path):
     overloaded (Retry-After), and every 202 is stored and embedded."""
     cfg = tmp_path / "queue.yaml"
     # Room for two ~30 KB messages: bodies arrive far faster than fsynced commits.
-    cfg.write_text("http:\n  max_body_bytes: 65536\nstore:\n  max_queue_bytes: 65536\n")
+    cfg.write_text("http:\n  max_body_bytes: 65536\nstore:\n  max_queue_bytes: 65536\n"
+                   "chunking:\n  on_overflow: truncate\n")  # the queue is tested, not chunking
     svc = serve("-c", str(cfg))
     word = "lorem ipsum dolor sit amet " * 1100  # ~30 KB of text
 
