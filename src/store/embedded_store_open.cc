@@ -59,6 +59,23 @@ constexpr const char* kOutboxIndex =
     "CREATE INDEX IF NOT EXISTS messages_outbox ON messages(queued_at, row_id) "
     "WHERE acked_revision < revision";
 
+// Runs `ddl` in one transaction when messages has no column `column` yet.
+Status Migrate(SqliteDb& w, const char* column, const char* ddl) {
+  auto has = w.Prepare(std::string("SELECT 1 FROM pragma_table_info('messages') WHERE name = '") +
+                       column + "'");
+  if (!has) return has.error();
+  auto row = has->Step();
+  if (!row) return row.error();
+  const bool missing = !*row;
+  has->Reset();
+  if (!missing) return Status::Ok();
+  if (auto s = w.Exec(std::string("BEGIN IMMEDIATE;") + ddl + "COMMIT;"); !s) {
+    (void)w.Exec("ROLLBACK");
+    return s;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status EmbeddedStore::Impl::Prepare() {
@@ -165,35 +182,11 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
     return s.error();
   }
   if (auto s = w.Exec(kSchema); !s) return s.error();
-  {
-    auto has =
-        w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'acked_revision'");
-    if (!has) return has.error();
-    auto row = has->Step();
-    if (!row) return row.error();
-    const bool migrate = !*row;
-    has->Reset();
-    if (migrate) {
-      if (auto s = w.Exec(std::string("BEGIN IMMEDIATE;") + kOutboxColumn + "COMMIT;"); !s) {
-        (void)w.Exec("ROLLBACK");
-        return s.error();
-      }
-    }
-    if (auto s = w.Exec(kOutboxIndex); !s) return s.error();
-    auto chunks = w.Prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'parent_id'");
-    if (!chunks) return chunks.error();
-    auto has_chunks = chunks->Step();
-    if (!has_chunks) return has_chunks.error();
-    const bool add_chunks = !*has_chunks;
-    chunks->Reset();
-    if (add_chunks) {
-      if (auto s = w.Exec(std::string("BEGIN IMMEDIATE;") + kChunkColumns + "COMMIT;"); !s) {
-        (void)w.Exec("ROLLBACK");
-        return s.error();
-      }
-    }
-    if (auto s = w.Exec(kChunkIndex); !s) return s.error();
-  }
+  // Migrations of stores written by older versions: columns added once.
+  if (auto s = Migrate(w, "acked_revision", kOutboxColumn); !s) return s.error();
+  if (auto s = w.Exec(kOutboxIndex); !s) return s.error();
+  if (auto s = Migrate(w, "parent_id", kChunkColumns); !s) return s.error();
+  if (auto s = w.Exec(kChunkIndex); !s) return s.error();
   if (auto s = w.Exec("INSERT OR IGNORE INTO meta(key, value) VALUES('dim', '" +
                       std::to_string(options.dim) + "')");
       !s) {

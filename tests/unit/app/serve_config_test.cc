@@ -469,5 +469,32 @@ TEST_F(ServeConfigTest, DeeplyNestedYamlIsAnError) {
   EXPECT_FALSE(LoadServeConfig(f).ok());
 }
 
+TEST_F(ServeConfigTest, ChunkingForEverySourceAndPerSource) {
+  ServeConfig c;
+  EXPECT_EQ(c.ChunkingOf("kafka").on_overflow, pipeline::ChunkingOptions::Overflow::kChunk);
+  EXPECT_EQ(c.ChunkingOf("http").max_tokens, 0u) << "0: the model's limit";
+  Status st = ApplyServeConfigYaml(
+      "chunking:\n  max_tokens: 128\n  overlap_tokens: 16\n  split: tokens\n"
+      "sources:\n  http:\n    chunking:\n      on_overflow: reject\n",
+      "inline", c);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(c.ChunkingOf("kafka").max_tokens, 128u);
+  EXPECT_EQ(c.ChunkingOf("kafka").split, pipeline::ChunkingOptions::Split::kTokens);
+  EXPECT_EQ(c.ChunkingOf("kafka").on_overflow, pipeline::ChunkingOptions::Overflow::kChunk);
+  // The source's block starts from the top-level one.
+  EXPECT_EQ(c.ChunkingOf("http").max_tokens, 128u);
+  EXPECT_EQ(c.ChunkingOf("http").on_overflow, pipeline::ChunkingOptions::Overflow::kReject);
+  EXPECT_NE(ServeConfigJson(c).find("\"on_overflow\":\"reject\""), std::string::npos);
+
+  for (const char* bad : {"chunking:\n  on_overflow: drop\n", "chunking:\n  split: words\n",
+                          "chunking:\n  max_tokens: 4\n", "chunking:\n  maxtokens: 100\n",
+                          "chunking:\n  max_tokens: 64\n  overlap_tokens: 64\n"}) {
+    ServeConfig d;
+    st = ApplyServeConfigYaml(bad, "inline", d);
+    ASSERT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.error().message.find("chunking."), std::string::npos) << st.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace embedstream::app
