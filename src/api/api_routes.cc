@@ -195,6 +195,7 @@ void ApiRoutes::PostDocument(const HttpRequest& req, server::Respond respond) {
             pipeline::PlanChunks(request.message.text, words, pieces.size(), options_.chunking,
                                  encoder_.info().max_seq_length);
         if (plan.kind == pipeline::ChunkPlan::Kind::kTooLong) {
+          if (options_.on_too_long) options_.on_too_long();
           (*shared)(JsonError(400, "too_long",
                               fmt::format("the document is {} tokens; the model takes {} "
                                           "(chunking.on_overflow: reject)",

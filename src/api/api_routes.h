@@ -61,6 +61,8 @@ struct ApiOptions {
   // DELETE /messages/{id} committed the delete (serve: wake the outbox,
   // SSE message_deleted).
   std::function<void(const std::string& id)> on_deleted;
+  // POST /documents refused a document as too long (counted in /stats).
+  std::function<void()> on_too_long;
   // Extra members of GET /status: name -> a function giving a JSON value.
   std::vector<std::pair<std::string, std::function<std::string()>>> extra_status;
 };

@@ -216,6 +216,9 @@ int ServeCommand::Run() {
     ao.on_deleted = [&svc](const std::string&) {
       if (auto* source = svc.http_source.load()) source->Notify();
     };
+    ao.on_too_long = [&svc] {
+      if (auto* http = svc.pipelines->Find("http")) http->CountRefusedTooLong();
+    };
     if (config->search_backend == "qdrant") {
       auto search = sinks::QdrantSink::Connect(QdrantOptions(config->qdrant, encoder_ref.dim()));
       if (!search) {

@@ -63,7 +63,7 @@ void CollectMetrics(std::string& out) {
         {"chunked", s.chunked.load()},
         {"chunks", s.chunks.load()},
         {"truncated", s.truncated.load()},
-        {"rejected_too_long", s.rejected_too_long.load()},
+        {"rejected_too_long", p->rejected_too_long()},
         {"deleted", s.deleted.load()}};
     for (const auto& [outcome, v] : outcomes) {
       AppendSample(out, "embedstream_source_chunking_total",
@@ -210,7 +210,7 @@ void SourcePipeline::WriteSourceJson(JsonWriter& w) const {
       .Key("truncated")
       .Uint(s.truncated.load())
       .Key("rejected_too_long")
-      .Uint(s.rejected_too_long.load())
+      .Uint(rejected_too_long())
       .Key("batches")
       .Uint(s.batches.load())
       .Key("average_batch_size")
@@ -306,7 +306,7 @@ void PipelineSet::WriteJson(JsonWriter& w) const {
     chunked += s.chunked.load();
     chunks += s.chunks.load();
     truncated += s.truncated.load();
-    too_long += s.rejected_too_long.load();
+    too_long += p->rejected_too_long();
     deleted += s.deleted.load();
   }
   w.Key("chunked").Uint(chunked).Key("chunks").Uint(chunks).Key("truncated").Uint(truncated);

@@ -63,6 +63,12 @@ class SourcePipeline : public pipeline::Listener {
   const pipeline::Source& source() const { return *source_; }
   bool running() const { return runtime_->stats().running.load(); }
   const pipeline::RuntimeStats& stats() const { return runtime_->stats(); }
+  // A text its source refused before the runtime saw it (POST /documents:
+  // 400 too_long), counted with the runtime's rejected_too_long.
+  void CountRefusedTooLong() { refused_too_long_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t rejected_too_long() const {
+    return stats().rejected_too_long.load() + refused_too_long_.load();
+  }
   std::vector<const pipeline::SinkGuard*> guards() const { return runtime_->guards(); }
   std::vector<std::string> sink_names() const;
   // The source's object in /stats "sources".
@@ -85,6 +91,7 @@ class SourcePipeline : public pipeline::Listener {
   Histogram* batch_tokens_ = nullptr;
   std::vector<std::pair<std::string, Histogram*>> sink_latency_;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> refused_too_long_{0};
   std::thread thread_;
 };
 

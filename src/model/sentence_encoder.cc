@@ -103,7 +103,7 @@ void SentenceEncoder::EmbedTokens(std::span<const std::vector<int32_t>> sequence
     lengths[i] = sequences[i].size();
   }
   const size_t D = dim();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<FifoMutex> lock(mu_);
   for (const auto& plan : PlanBatches(lengths, info_.batch_tokens_max)) {
     batch_.Clear();
     for (size_t i : plan) batch_.Add(sequences[i]);
@@ -116,7 +116,7 @@ void SentenceEncoder::EmbedTokens(std::span<const std::vector<int32_t>> sequence
 }
 
 void SentenceEncoder::EmbedBatch(const PackedBatch& batch, float* out) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<FifoMutex> lock(mu_);
   backend_->Encode(batch, out);
 }
 

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/fifo_mutex.h"
 #include "core/result.h"
 #include "model/encoder_backend.h"
 #include "model/model_config.h"
@@ -79,7 +80,7 @@ class SentenceEncoder {
   text::BertTokenizer tokenizer_;
   std::unique_ptr<EncoderBackend> backend_;
   EncoderInfo info_;
-  std::mutex mu_;
+  FifoMutex mu_;                  // in call order: a search's query is not starved by a long batch
   PackedBatch batch_;             // guarded by mu_
   std::vector<float> batch_out_;  // guarded by mu_
 };

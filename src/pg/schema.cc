@@ -99,17 +99,18 @@ Status CreateTables(Connection& conn, const SchemaOptions& o, Schema& s) {
         " PRIMARY KEY REFERENCES " + s.text_table + " (" + s.id_column +
         ") ON DELETE CASCADE, embedding vector(" + std::to_string(o.dim) +
         "), model_name text, metadata jsonb, created_at timestamptz DEFAULT now(), text_md5 "
-        "text)";
+        "text, chunk_count int NOT NULL DEFAULT 1)";
   if (auto r = conn.Exec(ddl, PGRES_COMMAND_OK, "creating " + o.embeddings_table); !r) {
     return r.error();
   }
   auto ecols = Columns(conn, s.embeddings_table);
   if (!ecols) return ecols.error();
   if (TypeOf(*ecols, "model_name") == nullptr || TypeOf(*ecols, "metadata") == nullptr ||
-      TypeOf(*ecols, "text_md5") == nullptr) {
+      TypeOf(*ecols, "text_md5") == nullptr || TypeOf(*ecols, "chunk_count") == nullptr) {
     if (auto r = conn.Exec("ALTER TABLE " + s.embeddings_table +
                                " ADD COLUMN IF NOT EXISTS model_name text, ADD COLUMN IF NOT "
-                               "EXISTS metadata jsonb, ADD COLUMN IF NOT EXISTS text_md5 text",
+                               "EXISTS metadata jsonb, ADD COLUMN IF NOT EXISTS text_md5 text, "
+                               "ADD COLUMN IF NOT EXISTS chunk_count int NOT NULL DEFAULT 1",
                            PGRES_COMMAND_OK, "adding columns to " + o.embeddings_table);
         !r) {
       return r.error();

@@ -7,15 +7,18 @@
 //   <embeddings_table>  the read model: id (same type as the text id, primary
 //                       key, references the text row, ON DELETE CASCADE),
 //                       embedding vector(dim), model_name, metadata jsonb,
-//                       created_at, text_md5 (md5 of the text embedded)
+//                       created_at, text_md5 (md5 of the text embedded),
+//                       chunk_count (1: the vector is the whole text's)
 //
 //   <embeddings_table>_chunks  chunks of documents longer than the model
 //                       takes: id text ("<document id>#<n>"), parent_id
 //                       (references the text row, ON DELETE CASCADE),
 //                       chunk_index, chunk_count, char_start, char_end
 //                       (code points), chunk_text, embedding, model_name,
-//                       metadata; HNSW cosine index. A chunked document has
-//                       its text row and no <embeddings_table> row.
+//                       metadata; HNSW cosine index. A chunked document keeps
+//                       its text row and its <embeddings_table> row (with its
+//                       first chunk's vector and chunk_count > 1, for seed
+//                       001's readers; search takes the chunks instead).
 //
 //   <embeddings_table>_progress  the CQRS source's progress: id, text_md5
 //                       (md5 of the text every sink of its pipeline has),

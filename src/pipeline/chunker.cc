@@ -14,15 +14,22 @@ struct Unit {
   uint32_t byte_end;
 };
 
-bool IsTerminal(std::string_view w) {
-  return w == "." || w == "!" || w == "?" || w == "\xE2\x80\xA6" /* … */ ||
-         w == "\xE3\x80\x82" /* 。 */ || w == "\xEF\xBC\x81" /* ！ */ ||
+// Full-width terminals end a sentence even with no space after them
+// (Chinese and Japanese write none).
+bool IsWideTerminal(std::string_view w) {
+  return w == "\xE3\x80\x82" /* 。 */ || w == "\xEF\xBC\x81" /* ！ */ ||
          w == "\xEF\xBC\x9F" /* ？ */;
+}
+
+bool IsTerminal(std::string_view w) {
+  return w == "." || w == "!" || w == "?" || w == "\xE2\x80\xA6" /* … */ || IsWideTerminal(w);
 }
 
 bool IsCloser(std::string_view w) {
   return w == "\"" || w == "'" || w == ")" || w == "]" || w == "\xC2\xBB" /* » */ ||
-         w == "\xE2\x80\x9D" /* ” */ || w == "\xE2\x80\x99" /* ’ */;
+         w == "\xE2\x80\x9D" /* ” */ || w == "\xE2\x80\x99" /* ’ */ ||
+         w == "\xE3\x80\x8D" /* 」 */ || w == "\xE3\x80\x8F" /* 』 */ ||
+         w == "\xEF\xBC\x89" /* ） */;
 }
 
 bool HasBlankLine(std::string_view gap) {
@@ -36,11 +43,12 @@ bool SentenceEndsAfter(std::string_view text, std::span<const text::TokenizedWor
   if (i + 1 >= words.size()) return true;
   const std::string_view gap = text.substr(words[i].end, words[i + 1].begin - words[i].end);
   if (HasBlankLine(gap)) return true;
-  if (gap.empty()) return false;  // words written together (no space between)
   auto word = [&](size_t k) { return text.substr(words[k].begin, words[k].end - words[k].begin); };
   size_t k = i;
   // Closing quotes and brackets written right after the terminal belong to it.
   while (k > 0 && IsCloser(word(k)) && words[k - 1].end == words[k].begin) --k;
+  // Words written together (no space between) go on, but after 。！？.
+  if (gap.empty()) return IsWideTerminal(word(k));
   return IsTerminal(word(k));
 }
 

@@ -173,6 +173,7 @@ Runtime::Runtime(Source& source, Embedder* embedder, std::vector<Sink*> sinks,
 }
 
 Runtime::~Runtime() {
+  abandon_ = true;
   for (auto& w : workers_) w->guard.Cancel();
   if (dead_letters_) dead_letters_->guard.Cancel();
   {
@@ -240,9 +241,10 @@ void Runtime::Split(Record&& r, std::optional<Rejection>& error, std::vector<Rec
       if (const uint64_t n = stats_.truncated.fetch_add(1, std::memory_order_relaxed);
           n < 10 || n % 1000 == 0) {
         GetLogger("pipeline")
-            ->warn("{}: '{}' is {} tokens, the model takes {}: truncated to characters [0, {}) "
-                   "(chunking.on_overflow: truncate; {} truncated so far)",
-                   source_.name(), r.id, plan.tokens, plan.max_tokens, span.char_end, n + 1);
+            ->warn(
+                "{}: '{}' is {} tokens, the model takes {}: truncated to characters [0, {}) "
+                "(chunking.on_overflow: truncate; {} truncated so far)",
+                source_.name(), r.id, plan.tokens, plan.max_tokens, span.char_end, n + 1);
       }
       parts.push_back(std::move(r));
       return;
@@ -368,6 +370,7 @@ void Runtime::Run(const std::atomic<bool>& stop) {
       lock.unlock();
       log->warn("{}: {} records not acked after {} ms; a replay delivers them again",
                 source_.name(), stats_.inflight_records.load(), options_.drain_timeout.count());
+      abandon_ = true;
       for (auto& w : workers_) w->guard.Cancel();
       dead_letters_->guard.Cancel();
       break;
@@ -496,48 +499,102 @@ void Runtime::EncoderLoop() {
       to_encode_.pop_front();
     }
     cv_.notify_all();  // the intake thread may read again
-    Batch& b = *batch;
-    for (size_t i = 0; i < b.records.size(); ++i) {
-      if (!b.decode_error[i]) b.live.push_back(i);
-    }
-    const size_t dim = options_.embed ? embedder_->dim() : 0;
-    std::vector<size_t> embedded;  // positions in live of the upserts
-    if (options_.embed) {
-      for (size_t j = 0; j < b.live.size(); ++j) {
-        if (!b.records[b.live[j]].deleted()) embedded.push_back(j);
-      }
-    }
-    if (!embedded.empty()) {
-      std::vector<std::vector<int32_t>> seqs;
-      seqs.reserve(embedded.size());
-      size_t tokens = 0;
-      for (size_t j : embedded) {
-        const size_t i = b.live[j];
-        for (auto* l : listeners_) l->OnEmbedding(b.records[i]);
-        tokens += b.tokens[i].size();
-        seqs.push_back(std::move(b.tokens[i]));
-      }
-      b.vectors.resize(embedded.size() * dim);
-      const auto t0 = Clock::now();
-      embedder_->Embed(seqs, b.vectors.data());
-      const auto took = Clock::now() - t0;
-      for (size_t j : embedded) {
-        for (auto* l : listeners_) l->OnEmbedded(b.records[b.live[j]]);
-      }
-      for (auto* l : listeners_) l->OnBatch(embedded.size(), tokens, took);
-      stats_.embedded.fetch_add(embedded.size(), std::memory_order_relaxed);
-    }
-    b.tokens.clear();
-    b.tokens.shrink_to_fit();
-    stats_.batches.fetch_add(1, std::memory_order_relaxed);
-    stats_.batch_records.fetch_add(b.records.size(), std::memory_order_relaxed);
-    stats_.batch_tokens.fetch_add(b.token_count, std::memory_order_relaxed);
-    for (size_t j = 0; j < b.live.size(); ++j) b.items.push_back({&b.records[b.live[j]], {}});
-    for (size_t k = 0; k < embedded.size(); ++k) {
-      b.items[embedded[k]].vector = std::span<const float>(b.vectors.data() + k * dim, dim);
-    }
-    Dispatch(std::move(batch));
+    Encode(std::move(batch), /*outer=*/true);
   }
+}
+
+std::shared_ptr<Runtime::Batch> Runtime::TakeOvertaking(const Batch& current) {
+  std::shared_ptr<Batch> next;
+  {
+    std::lock_guard lock(mu_);
+    if (to_encode_.empty()) return nullptr;
+    const Batch& n = *to_encode_.front();
+    // Only a batch of one slice that shares no id with the long one: a later
+    // operation on an id must never be written before an earlier one.
+    if (n.token_count > options_.batch_max_tokens) return nullptr;
+    for (const auto& r : n.records) {
+      if (current.ids.count(r.id) != 0) return nullptr;
+    }
+    next = std::move(to_encode_.front());
+    to_encode_.pop_front();
+  }
+  cv_.notify_all();
+  return next;
+}
+
+void Runtime::Encode(std::shared_ptr<Batch> batch, bool outer) {
+  Batch& b = *batch;
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    if (!b.decode_error[i]) b.live.push_back(i);
+  }
+  const size_t dim = options_.embed ? embedder_->dim() : 0;
+  std::vector<size_t> embedded;  // positions in live of the upserts
+  if (options_.embed) {
+    for (size_t j = 0; j < b.live.size(); ++j) {
+      if (!b.records[b.live[j]].deleted()) embedded.push_back(j);
+    }
+  }
+  if (!embedded.empty()) {
+    std::vector<std::vector<int32_t>> seqs;
+    seqs.reserve(embedded.size());
+    for (size_t j : embedded) {
+      const size_t i = b.live[j];
+      for (auto* l : listeners_) l->OnEmbedding(b.records[i]);
+      seqs.push_back(std::move(b.tokens[i]));
+    }
+    b.vectors.resize(embedded.size() * dim);
+    // A long document's chunks share one batch (a sink replaces them in one
+    // step) that may be far over the token budget: it is embedded in slices
+    // of the budget. Between two slices a search gets the encoder (its lock
+    // is first come, first served), the next batch may overtake (written and
+    // acknowledged in its turn: acks stay in read order), and a stop past
+    // the drain timeout gives the batch up.
+    for (size_t start = 0; start < seqs.size();) {
+      size_t end = start, slice_tokens = 0;
+      while (end < seqs.size() &&
+             (end == start || slice_tokens + seqs[end].size() <= options_.batch_max_tokens)) {
+        slice_tokens += seqs[end++].size();
+      }
+      if (abandon_.load()) {
+        b.cancelled = true;
+        break;
+      }
+      if (outer && start > 0) {
+        while (auto next = TakeOvertaking(b)) Encode(std::move(next), /*outer=*/false);
+      }
+      std::vector<std::vector<int32_t>> slice;
+      if (start == 0 && end == seqs.size()) {
+        slice = std::move(seqs);
+      } else {
+        slice.assign(std::make_move_iterator(seqs.begin() + static_cast<ptrdiff_t>(start)),
+                     std::make_move_iterator(seqs.begin() + static_cast<ptrdiff_t>(end)));
+      }
+      const auto t0 = Clock::now();
+      embedder_->Embed(slice, b.vectors.data() + start * dim);
+      const auto took = Clock::now() - t0;
+      for (auto* l : listeners_) l->OnBatch(end - start, slice_tokens, took);
+      start = end;
+    }
+    if (b.cancelled) {
+      // Given up at stop: not written, not acked (a replay delivers it).
+      Finish(batch);
+      return;
+    }
+    for (size_t j : embedded) {
+      for (auto* l : listeners_) l->OnEmbedded(b.records[b.live[j]]);
+    }
+    stats_.embedded.fetch_add(embedded.size(), std::memory_order_relaxed);
+  }
+  b.tokens.clear();
+  b.tokens.shrink_to_fit();
+  stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  stats_.batch_records.fetch_add(b.records.size(), std::memory_order_relaxed);
+  stats_.batch_tokens.fetch_add(b.token_count, std::memory_order_relaxed);
+  for (size_t j = 0; j < b.live.size(); ++j) b.items.push_back({&b.records[b.live[j]], {}});
+  for (size_t k = 0; k < embedded.size(); ++k) {
+    b.items[embedded[k]].vector = std::span<const float>(b.vectors.data() + k * dim, dim);
+  }
+  Dispatch(std::move(batch));
 }
 
 void Runtime::Dispatch(std::shared_ptr<Batch> batch) {

@@ -131,6 +131,12 @@ class Runtime {
              std::vector<std::vector<int32_t>>& seqs);
   void Flush();  // the batch in hand to the encoder
   void EncoderLoop();
+  // Embeds a batch (in slices of the token budget) and dispatches it; an
+  // `outer` batch of several slices lets small batches overtake it.
+  void Encode(std::shared_ptr<Batch> batch, bool outer);
+  // The next queued batch when it may be embedded and written before
+  // `current` (one slice, no id in common), else null.
+  std::shared_ptr<Batch> TakeOvertaking(const Batch& current);
   void Dispatch(std::shared_ptr<Batch> batch);         // to every sink (encoder thread)
   void SinkDone(const std::shared_ptr<Batch>& batch);  // a sink thread, last one merges
   void Finish(const std::shared_ptr<Batch>& batch);    // done: wake the intake thread
@@ -161,6 +167,9 @@ class Runtime {
   std::deque<std::shared_ptr<Batch>> inflight_;
   std::deque<std::shared_ptr<Batch>> to_encode_;
   bool encoder_stop_ = false;
+  // Past the drain timeout (or destroyed): the encoder gives up the batch it
+  // is embedding between two slices (its records are not acked).
+  std::atomic<bool> abandon_{false};
   std::thread encoder_;
 };
 

@@ -239,7 +239,7 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
     point_item.push_back(i);
   }
   drop.EndArray().EndObject();
-  auto out = sink_->Upsert(points);
+  auto out = sink_->UpsertAndDelete(points, any_drop ? drop.Take() : std::string());
   if (!out) {
     // 413, or a large body cut off in transit: split (one point alone is
     // too large only on a 413; cut off, it is the sink's fault).
@@ -251,11 +251,6 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
   }
   WriteResult r;
   for (const auto& rej : out->rejected) r.refused.emplace_back(point_item[rej.index], rej.message);
-  if (any_drop) {
-    if (Status st = sink_->DeleteWhere(drop.Take()); !st) {
-      return WriteResult::Unavailable(st.error().message);
-    }
-  }
   return r;
 }
 

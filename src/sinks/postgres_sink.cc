@@ -173,7 +173,7 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
       pg::AppendCopyText(buf, row.metadata_json);
     }
     buf += '\t';
-    if (with_vectors && !chunk) {
+    if (with_vectors) {  // a chunked document's row: its first chunk's vector
       pg::AppendVector(buf, row.vector);
     } else {
       buf += "\\N";
@@ -224,32 +224,31 @@ Result<size_t> PostgresSink::Impl::UpsertOnce(std::span<const PgRow> rows,
   }
   if (staged > 0 && with_vectors) {
     const std::string key = vectors_only ? "source_id" : "id";
+    // A chunked document keeps its row here (seed 001's read model has a row
+    // per message) with its first chunk's vector and chunk_count > 1; search
+    // takes its chunks instead.
     const std::string upsert_embeddings =
         "INSERT INTO " + s.embeddings_table +
-        " AS e (id, embedding, model_name, metadata, text_md5) SELECT DISTINCT ON (" + key + ") " +
-        doc_id + ", embedding, $1::text, " + (vectors_only ? "metadata" : metadata) +
-        ", md5(message) FROM " + kStagingTable + " WHERE embedding IS NOT NULL ORDER BY " + key +
+        " AS e (id, embedding, model_name, metadata, text_md5, chunk_count) SELECT DISTINCT ON (" +
+        key + ") " + doc_id + ", embedding, $1::text, " + (vectors_only ? "metadata" : metadata) +
+        ", md5(message), chunk_count FROM " + kStagingTable + " ORDER BY " + key +
         ", seq DESC ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding, model_name = "
-        "excluded.model_name, metadata = excluded.metadata, text_md5 = excluded.text_md5 "
-        "WHERE (e.embedding, e.model_name, e.metadata, e.text_md5) IS DISTINCT FROM "
-        "(excluded.embedding, excluded.model_name, excluded.metadata, excluded.text_md5)";
+        "excluded.model_name, metadata = excluded.metadata, text_md5 = excluded.text_md5, "
+        "chunk_count = excluded.chunk_count WHERE (e.embedding, e.model_name, e.metadata, "
+        "e.text_md5, e.chunk_count) IS DISTINCT FROM (excluded.embedding, excluded.model_name, "
+        "excluded.metadata, excluded.text_md5, excluded.chunk_count)";
     if (Status st = exec(upsert_embeddings, "upserting " + o.embeddings_table); !st) {
       return fail(st.error());
     }
-    // A document now chunked has no whole-text vector; a document's chunks
-    // of another count (or all of them, for a whole text) are stale.
-    const std::string drop_whole = "DELETE FROM " + s.embeddings_table + " e USING " +
-                                   kStagingTable + " g WHERE g.embedding IS NULL AND e.id = g." +
-                                   (vectors_only ? "source_id::" + s.id_type : "id");
+    // A document's chunks of another count (or all of them, for a whole
+    // text) are stale.
     const std::string drop_stale = "DELETE FROM " + s.chunks_table + " c USING " + kStagingTable +
                                    " g WHERE c.parent_id = g." +
                                    (vectors_only ? "source_id::" + s.id_type : "id") +
                                    " AND c.chunk_count <> g.chunk_count";
-    for (const std::string* sql : {&drop_whole, &drop_stale}) {
-      auto r = c.Exec(*sql, PGRES_COMMAND_OK, "dropping replaced vectors");
-      if (!r) return fail(r.error());
-      changed += std::strtoull(PQcmdTuples(r->get()), nullptr, 10);
-    }
+    auto dropped = c.Exec(drop_stale, PGRES_COMMAND_OK, "dropping replaced chunks");
+    if (!dropped) return fail(dropped.error());
+    changed += std::strtoull(PQcmdTuples(dropped->get()), nullptr, 10);
   }
   if (staged_chunks > 0) {
     if (Status st =
@@ -329,9 +328,11 @@ Result<std::vector<PgHit>> PostgresSink::Impl::SearchOnce(const std::string& q, 
   }
   const pg::Schema& s = schema;
   std::vector<std::string> params = {q, std::to_string(k)};
-  std::string where_e, where_c;
+  // Whole texts only from <embeddings> (a chunked document's row there is
+  // its first chunk again).
+  std::string where_e = " WHERE e.chunk_count = 1", where_c;
   if (!filter.empty()) {
-    where_e = " WHERE e.metadata @> $3::jsonb";
+    where_e += " AND e.metadata @> $3::jsonb";
     where_c = " WHERE c.metadata @> $3::jsonb";
     params.push_back(filter);
   }

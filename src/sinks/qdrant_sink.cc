@@ -377,10 +377,10 @@ std::string QdrantSink::PointId(const std::string& id, bool* is_uuid) {
   return StoredUuid(id, is_uuid);
 }
 
-Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
-  UpsertOutcome out;
-  // Each point serialised once; batches (and bisected halves) join them.
-  std::vector<std::string> pieces(points.size());
+std::vector<size_t> QdrantSink::Serialize(std::span<const QdrantPoint> points,
+                                          std::vector<std::string>& pieces,
+                                          UpsertOutcome& out) const {
+  pieces.assign(points.size(), {});
   std::vector<size_t> valid;
   valid.reserve(points.size());
   JsonWriter w;
@@ -420,6 +420,49 @@ Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
     pieces[i] = w.Take();
     valid.push_back(i);
   }
+  return valid;
+}
+
+Result<UpsertOutcome> QdrantSink::UpsertAndDelete(std::span<const QdrantPoint> points,
+                                                  const std::string& filter_json) {
+  if (filter_json.empty()) return Upsert(points);
+  UpsertOutcome out;
+  std::vector<std::string> pieces;
+  const std::vector<size_t> valid = Serialize(points, pieces, out);
+  if (Status st = impl_->EnsureChecked(); !st) return st.error();
+  std::string body = "{\"operations\":[";
+  if (!valid.empty()) {
+    body += "{\"upsert\":{\"points\":[";
+    for (size_t i = 0; i < valid.size(); ++i) {
+      if (i > 0) body += ',';
+      body += pieces[valid[i]];
+    }
+    body += "]}},";
+  }
+  body += "{\"delete\":{\"filter\":" + filter_json + "}}]}";
+  const std::string path = impl_->collection_path + "/points/batch?wait=true";
+  auto a = impl_->Request("POST", path, &body);
+  if (!a) return a.error();
+  if (a->status == 200) {
+    out.stored = valid.size();
+    return out;
+  }
+  if (a->status == 400 || a->status == 422 || a->status == 404) {
+    // A point refused (or the collection gone): the two steps, which find
+    // the refused points and recreate the collection.
+    auto upserted = Upsert(points);
+    if (!upserted) return upserted.error();
+    if (Status st = DeleteWhere(filter_json); !st) return st.error();
+    return upserted;
+  }
+  return ErrorFor(*a, "POST " + path);
+}
+
+Result<UpsertOutcome> QdrantSink::Upsert(std::span<const QdrantPoint> points) {
+  UpsertOutcome out;
+  // Each point serialised once; batches (and bisected halves) join them.
+  std::vector<std::string> pieces;
+  const std::vector<size_t> valid = Serialize(points, pieces, out);
   if (!valid.empty()) {
     if (Status st = impl_->EnsureChecked(); !st) return st.error();
   }

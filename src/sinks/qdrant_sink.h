@@ -97,6 +97,15 @@ class QdrantSink {
   // its first batches; retrying it is safe.
   Result<UpsertOutcome> Upsert(std::span<const QdrantPoint> points);
 
+  // Upsert, then delete the points matching `filter_json` (the points of
+  // another chunk count of the documents written, deleted documents), in one
+  // request (POST /points/batch?wait=true): readers never see the upsert
+  // without the delete. A batch Qdrant refuses as bad input falls back to
+  // Upsert (bisecting to find the refused points) and DeleteWhere. Empty
+  // filter: Upsert. Errors as Upsert; a failed call may have applied both.
+  Result<UpsertOutcome> UpsertAndDelete(std::span<const QdrantPoint> points,
+                                        const std::string& filter_json);
+
   // Deletes the points matching a Qdrant Filter object (POST
   // /points/delete?wait=true); none matching is fine. A missing collection
   // has nothing to delete. Errors: unavailable (as for Upsert), internal.
@@ -134,6 +143,10 @@ class QdrantSink {
 
  private:
   explicit QdrantSink(QdrantSinkOptions options);
+  // Each valid point as its JSON object (pieces[i]); invalid ones in
+  // out.rejected. Returns the indexes of the valid ones.
+  std::vector<size_t> Serialize(std::span<const QdrantPoint> points,
+                                std::vector<std::string>& pieces, UpsertOutcome& out) const;
   struct Impl;
   QdrantSinkOptions options_;
   std::unique_ptr<Impl> impl_;

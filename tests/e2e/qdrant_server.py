@@ -72,6 +72,7 @@ Served (Qdrant paths; request bodies validated against the named schema):
     POST /collections/{c}/points                PointRequest (get by ids)
     GET  /collections/{c}/points/{id}
     POST /collections/{c}/points/delete?wait=   PointsSelector (ids or filter)
+    POST /collections/{c}/points/batch?wait=    UpdateOperations (upsert and delete only)
     POST /collections/{c}/points/query          QueryRequest: query = vector | {"nearest": v}
                                                 | point id | absent; filter, limit, offset,
                                                 score_threshold, with_payload, with_vector, using
@@ -780,6 +781,7 @@ class QdrantTestServer:
             _Route("POST", "/collections/{collection_name}/points", self._h_get_points),
             _Route("GET", "/collections/{collection_name}/points/{id}", self._h_get_point),
             _Route("POST", "/collections/{collection_name}/points/delete", self._h_delete_points),
+            _Route("POST", "/collections/{collection_name}/points/batch", self._h_batch),
             _Route("POST", "/collections/{collection_name}/points/query", self._h_query),
             _Route("POST", "/collections/{collection_name}/points/count", self._h_count),
             _Route("POST", "/collections/{collection_name}/points/scroll", self._h_scroll),
@@ -1236,6 +1238,28 @@ class QdrantTestServer:
             for pid in [p.id for p in self._filtered(c, req["filter"])]:
                 del c.points[pid]
         return 200, self._update_result(c, query)
+
+    def _h_batch(self, params, query, req):
+        """UpdateOperations: upserts and deletes applied in order, as one request.
+        Every operation is checked before any is applied, so a refused batch
+        changes nothing (this server's simplification)."""
+        ops = req["operations"]
+        for op in ops:
+            if "upsert" not in op and "delete" not in op:
+                raise Unsupported(f"batch operation {sorted(op)}")
+            if "delete" in op and "filter" in op["delete"]:
+                validate_filter(op["delete"]["filter"])
+        c = self._collection(params["collection_name"])  # 404 for a missing collection
+        results = []
+        for op in ops:
+            if "upsert" in op:
+                _, res = self._h_upsert(params, query, op["upsert"])
+            else:
+                _, res = self._h_delete_points(params, query, op["delete"])
+            results.append(res)
+        self._counters["batch_requests"] += 1
+        del c
+        return 200, results
 
     def _record(self, c: Collection, p: Point, with_payload, with_vector) -> dict:
         rec: dict = {"id": p.id}

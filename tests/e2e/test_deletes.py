@@ -10,12 +10,15 @@ What these tests prove:
   keyed by the document id with id "<id>#<n>", parent_id, chunk_index,
   chunk_count, char_start, char_end (the spans of `embed --chunk`); the store's
   search (group_by none) lists 10 chunks; pgvector holds one text row (the whole
-  text), no whole-text vector and 10 rows in message_embeddings_chunks; Qdrant
+  text), one message_embeddings row (seed 001's read model: the first chunk's
+  vector, chunk_count 10) and 10 rows in message_embeddings_chunks; Qdrant
   10 points (uuid5 of "<id>#<n>") with parent_id, chunk_index, chunk_count and
   the span. The same id again with a 3-chunk text leaves exactly the 3 new
-  chunks in every sink (no sink is ever seen holding old and new chunks
-  together); a tombstone then leaves nothing anywhere (the text row is gone),
-  and the output topic ends that key with a tombstone.
+  chunks in every sink, in one step per sink: no sink is ever seen holding old
+  and new chunks together (Qdrant behind a proxy that holds each points/delete
+  2 s, so a replacement made of an upsert and then a delete shows). A tombstone
+  then leaves nothing anywhere (the text row is gone, its chunks and progress
+  with it), and the output topic ends that key with a tombstone.
 * ~300 operations over 40 ids (upserts short and long, tombstones, {"op":
   "delete"} values) with serve killed (-9) mid-run and started again on the
   same data dir and group: once the group has committed everything, every sink
@@ -41,6 +44,7 @@ from pg_server import pg_server  # noqa: F401  (pytest fixture)
 from qdrant_real import qdrant, say  # noqa: F401  (pytest fixture)
 from service import Service
 from test_postgres import EMB, TEXT, TOPICAL, WORDS, pg, pg_messages, wait_until  # noqa: F401
+from test_resilience import TooLargeProxy
 
 CHUNKS = f"{EMB}_chunks"
 COLLECTION = "document_points"
@@ -222,12 +226,13 @@ def pg_chunks(pg, doc: str) -> "dict[str, tuple]":
 
 
 def pg_state(pg, docs) -> dict:
-    """{doc: (text or None, whole-text vectors, {chunk id: ...})} in one look."""
+    """{doc: (text or None, message_embeddings chunk_count or 0 when no row, {chunk id: ...})}
+    in one look."""
     ids = [stored_id(d) for d in docs]
     arr = "ARRAY[" + ",".join(f"'{i}'" for i in ids) + "]::uuid[]"
     texts = pg_messages(pg, ids)
     whole = {}
-    for line in pg.psql(f"SELECT id, count(*) FROM {EMB} WHERE id = ANY({arr}) GROUP BY id"
+    for line in pg.psql(f"SELECT id, chunk_count FROM {EMB} WHERE id = ANY({arr})"
                         ).split("\n"):
         if line:
             i, n = line.split("|")
@@ -259,13 +264,14 @@ def md5(s: str) -> str:
 
 
 # ---------------------------------------------------------------- serve
-def write_config(tmp_path, q, sinks, name="serve") -> str:
+def write_config(tmp_path, q, sinks, name="serve", qdrant_url=None) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         "pipeline: {retry_base_ms: 100, retry_max_ms: 1000}\n"
         "sinks:\n"
         "  postgres: {mode: embeddings}\n"
-        f"  qdrant: {{url: '{q.url}', collection: {COLLECTION}, timeout_ms: 5000}}\n"
+        f"  qdrant: {{url: '{qdrant_url or q.url}', collection: {COLLECTION}, "
+        "timeout_ms: 10000}\n"
         f"sources:\n  kafka: {{sinks: [{', '.join(sinks)}]}}\n")
     return str(path)
 
@@ -278,18 +284,35 @@ def start(binary, model_dir, t, cfg, pg_server, tmp_path, name, data_dir):
 
 
 @pytest.fixture
+def slow_qdrant_deletes(qdrant):
+    """A proxy in front of Qdrant holding each points/delete request 2 s (a slow
+    network): a sink that replaces a document's points in two requests (an upsert,
+    then a delete) shows a mix of old and new chunks that long."""
+    delay = 2.0
+
+    def hold(method, path):
+        return delay if "/points/delete" in path else 0
+
+    with TooLargeProxy(qdrant.url, limit=1 << 30, hold=hold) as proxy:
+        proxy.delay = delay
+        yield proxy
+
+
+@pytest.fixture
 def topics(run, kafka_broker):
     return tk.Topics(run, kafka_broker, partitions=3)
 
 
 # ---------------------------------------------------------------- a
 def test_shrinking_document_leaves_exactly_its_new_chunks_everywhere(
-        run, binary, model_dir, kafka_broker, pg, qdrant, topics, tmp_path):
+        run, binary, model_dir, kafka_broker, pg, qdrant, slow_qdrant_deletes, topics, tmp_path):
     doc = "doc-shrink"
+    proxy = slow_qdrant_deletes
     long10, spans10 = document(run, seed=1401, chunks=10)
     long3, spans3 = document(run, seed=1402, chunks=3)
     say(f"documents: {len(long10.split())} words -> 10 chunks, {len(long3.split())} words -> 3")
-    cfg = write_config(tmp_path, qdrant, ["store", "kafka", "postgres", "qdrant"])
+    cfg = write_config(tmp_path, qdrant, ["store", "kafka", "postgres", "qdrant"],
+                       qdrant_url=proxy.url)
     svc = start(binary, model_dir, topics, cfg, pg, tmp_path, "a", str(tmp_path / "a.data"))
     try:
         # ---- 10 chunks
@@ -316,10 +339,13 @@ def test_shrinking_document_leaves_exactly_its_new_chunks_everywhere(
 
         wait_until(look, lambda st: all(s == new[k] for k, s in st.items()), 240,
                    "exactly the 3 new chunks in the store, pgvector and Qdrant", svc, interval=0.1)
-        for st in seen:  # one step per sink: never a mix of old and new chunks
+        # One step per sink: never a mix of old and new chunks (asserted at the end,
+        # after the rest of the story).
+        mixes = {}
+        for st in seen:
             for sink, s in st.items():
-                assert s in (old[sink], new[sink]), (
-                    f"{sink} seen holding neither the old 10 chunks nor the new 3: {s}")
+                if s not in (old[sink], new[sink]):
+                    mixes.setdefault(sink, summary(s))
         check_everywhere(svc, pg, qdrant, doc, long3, spans3)
         out = by_key(read_keyed(kafka_broker, topics.output))
         assert len(out[doc]) == 13, [v and v["id"] for v in out[doc]]
@@ -330,9 +356,9 @@ def test_shrinking_document_leaves_exactly_its_new_chunks_everywhere(
         wait_until(lambda: sink_states(svc, pg, qdrant, doc),
                    lambda st: all(not s for s in st.values()), 120,
                    "the document gone from the store, pgvector and Qdrant", svc)
-        assert pg.psql(f"SELECT count(*) FROM {TEXT} WHERE id = '{stored_id(doc)}'") == "0"
-        assert pg.psql(f"SELECT count(*) FROM {EMB} WHERE id = '{stored_id(doc)}'") == "0"
-        assert int(pg.psql(f"SELECT count(*) FROM {CHUNKS}")) == 0
+        # The text row went, and with it (ON DELETE CASCADE) its chunks and progress.
+        for table in (TEXT, EMB, CHUNKS, f"{EMB}_progress"):
+            assert pg.psql(f"SELECT count(*) FROM {table}") == "0", table
         assert qdrant_points(qdrant) == {}
         assert store_all(svc) == {}
         status, body = store_message(svc, doc)
@@ -353,6 +379,10 @@ def test_shrinking_document_leaves_exactly_its_new_chunks_everywhere(
     finally:
         assert svc.stop() == 0, svc.tail()
     assert read_keyed(kafka_broker, topics.dlq) == []
+    assert proxy.forwarded > 0 and proxy.refused == 0
+    assert not mixes, (
+        "a sink was seen holding neither the old 10 chunks nor the new 3 (Qdrant deletes "
+        f"held {proxy.delay} s by the proxy: the replacement is not one step): {mixes}")
 
 
 def expected_state(doc, text, spans) -> dict:
@@ -362,11 +392,19 @@ def expected_state(doc, text, spans) -> dict:
     texts = [text[a:b] for a, b in spans] if n > 1 else [text]
     return {
         "store": sorted((i, n, md5(t)) for i, t in zip(ids, texts)),
-        "postgres": (text, 0, sorted((i, n, md5(t)) for i, t in zip(ids, texts))) if n > 1 else
+        "postgres": (text, n, sorted((i, n, md5(t)) for i, t in zip(ids, texts))) if n > 1 else
                     (text, 1, []),
-        "qdrant": sorted((chunk_point_id(doc, k) if n > 1 else stored_id(doc), n, md5(t))
-                         for k, t in enumerate(texts)),
+        "qdrant": sorted((i if n > 1 or not is_uuid(doc) else stored_id(doc), n, md5(t))
+                         for i, t in zip(ids, texts)),
     }
+
+
+def summary(state) -> list:
+    """(id, chunk_count) of a sink_states entry (pgvector: its chunks)."""
+    if state and isinstance(state, tuple):
+        return [f"text row: {state[0] is not None}, message_embeddings chunk_count: {state[1]}"] + [
+            (i, c) for i, c, _ in state[2]]
+    return [(i, c) for i, c, _ in state]
 
 
 def sink_states(svc, pg, q, doc) -> dict:
@@ -377,7 +415,7 @@ def sink_states(svc, pg, q, doc) -> dict:
     pgs = (text, whole, sorted((cid, cc, m) for cid, (cc, m) in chunks.items()))
     if text is None and whole == 0 and not chunks:
         pgs = ()
-    qd = sorted((pid, p.get("chunk_count"), md5(p.get("text", "")))
+    qd = sorted((p.get("source_id") or pid, p.get("chunk_count"), md5(p.get("text", "")))
                 for pid, p in qdrant_state(q, doc).items())
     return {"store": store, "postgres": pgs, "qdrant": qd}
 
@@ -408,14 +446,15 @@ def check_everywhere(svc, pg, q, doc, text, spans):
         assert (h["char_start"], h["char_end"]) == (a, b), h
         assert h["text"] == text[a:b], (k, h["text"][:80])
     status, m = store_message(svc, doc)
-    assert status == 200, (status, m)
-    say(f"store GET /messages/{doc}: " + json.dumps({k: v for k, v in m.items() if k != "text"}))
-    # pgvector: one text row with the whole text, no whole-text vector, n chunks.
+    assert status == 200 and m["status"] == "embedded", (status, brief(m))
+    assert m["text"] == text and m["chunks"] == {"embedded": n, "total": n}, brief(m)
+    # pgvector: one text row with the whole text, one message_embeddings row (the
+    # first chunk's vector, chunk_count n), n chunks.
     sid = stored_id(doc)
     assert pg_messages(pg, [sid]) == {sid: text}
     assert int(pg.psql(f"SELECT count(*) FROM {TEXT}")) == 1
-    assert pg.psql(f"SELECT count(*) FROM {EMB} WHERE id = '{sid}'") == "0", (
-        "a chunked document has no whole-text vector")
+    assert pg.psql(f"SELECT chunk_count FROM {EMB} WHERE id = '{sid}'") == str(n), (
+        "a chunked document keeps its message_embeddings row, with its chunk count")
     chunks = pg_chunks(pg, doc)
     assert chunks == {f"{doc}#{k}": (k, n, a, b, md5(text[a:b]))
                       for k, (a, b) in enumerate(spans)}, chunks
@@ -425,11 +464,23 @@ def check_everywhere(svc, pg, q, doc, text, spans):
     for k, (a, b) in enumerate(spans):
         p = points[chunk_point_id(doc, k)]
         assert p["parent_id"] == doc and p["source_id"] == f"{doc}#{k}", p
-        assert (p["chunk_index"], p["chunk_count"], p["char_start"], p["char_end"]) == (k, n, a, b), p
+        assert (p["chunk_index"], p["chunk_count"], p["char_start"], p["char_end"]) == (
+            k, n, a, b), p
         assert p["text"] == text[a:b], (k, p["text"][:80])
 
 
 # ---------------------------------------------------------------- final states
+def brief(msg):
+    """A GET /messages/{id} answer without its text."""
+    return {k: v for k, v in msg.items() if k != "text"} if isinstance(msg, dict) else msg
+
+
+def brief_points(points: dict) -> list:
+    """(source id or point id, text's start, chunk_count) of Qdrant points."""
+    return sorted((p.get("source_id") or i, (p.get("text") or "")[:40], p.get("chunk_count"))
+                  for i, p in points.items())[:12]
+
+
 def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
     """Where the sinks differ from `finals` ({id: last text, or None: deleted};
     `spans`: chunk_spans of the texts), each sink in one look; `output`: the
@@ -451,13 +502,12 @@ def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
             if got_hits:
                 problems.append(f"{doc} deleted, the store's search has {sorted(got_hits)}")
             if status != 404:
-                problems.append(f"{doc} deleted, GET /messages/{doc} -> {status} {msg}")
+                problems.append(f"{doc} deleted, GET /messages/{doc} -> {status} {brief(msg)}")
             if ptext is not None or pwhole or pchunks:
                 problems.append(f"{doc} deleted, pgvector has text {ptext!r:.60}, {pwhole} "
                                 f"whole-text vectors, chunks {sorted(pchunks)}")
             if got_points:
-                problems.append(f"{doc} deleted, Qdrant has points "
-                                f"{[(p.get('source_id'), p.get('chunk_count')) for p in got_points.values()]}")
+                problems.append(f"{doc} deleted, Qdrant has points {brief_points(got_points)}")
             if output is not None and last is not None:
                 problems.append(f"{doc} deleted, its last output record is {last.get('id')}, "
                                 "not a tombstone")
@@ -467,7 +517,7 @@ def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
         parts = {f"{doc}#{k}": text[a:b] for k, (a, b) in enumerate(sp)} if n > 1 else {doc: text}
         want_hits |= set(parts)
         pg_text_rows += 1
-        pg_whole_rows += n == 1
+        pg_whole_rows += 1
         pg_chunk_rows += n if n > 1 else 0
         got = {i: (h["text"], h.get("chunk_count", 1)) for i, h in got_hits.items()}
         if got != {i: (t, n) for i, t in parts.items()}:
@@ -475,21 +525,25 @@ def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
                             f"{ {i: (t[:40], c) for i, (t, c) in got.items()} }")
         if status != 200 or msg.get("status") != "embedded" or (
                 n > 1 and msg.get("chunks") != {"embedded": n, "total": n}):
-            problems.append(f"{doc} = {n} chunk(s), GET /messages/{doc} -> {status} {msg}")
-        want_pg = (text, 1 if n == 1 else 0,
+            problems.append(f"{doc} = {n} chunk(s), GET /messages/{doc} -> {status} "
+                            f"{brief(msg)}")
+        want_pg = (text, n,
                    {i: (n, md5(t)) for i, t in parts.items()} if n > 1 else {})
         if (ptext, pwhole, pchunks) != want_pg:
             problems.append(f"{doc} = {n} chunk(s) of {text[:40]!r}..., pgvector has text "
                             f"{(ptext or '')[:40]!r} (right: {ptext == text}), {pwhole} whole-text "
                             f"vectors, chunks { {i: c for i, (c, _) in pchunks.items()} }")
-        want_p = ({chunk_point_id(doc, k): (f"{doc}#{k}", t, n) for k, t in
-                   enumerate(parts.values())} if n > 1 else {stored_id(doc): (None, text, 1)})
+        # Every point: parent_id, chunk_index, chunk_count; a chunk's id and source_id
+        # from "<id>#<n>".
+        want_p = ({chunk_point_id(doc, k): (f"{doc}#{k}", t, doc, k, n) for k, t in
+                   enumerate(parts.values())} if n > 1 else
+                  {stored_id(doc): (None, text, doc, 0, 1)})
         want_points |= set(want_p)
-        got_p = {i: (p.get("source_id") if n > 1 else None, p.get("text"), p.get("chunk_count"))
-                 for i, p in got_points.items()}
+        got_p = {i: (p.get("source_id") if n > 1 else None, p.get("text"), p.get("parent_id"),
+                     p.get("chunk_index"), p.get("chunk_count")) for i, p in got_points.items()}
         if got_p != want_p:
             problems.append(f"{doc} = {n} chunk(s) of {text[:40]!r}..., Qdrant has "
-                            f"{[(p.get('source_id'), p.get('text', '')[:40], p.get('chunk_count')) for p in got_points.values()]}")
+                            f"{brief_points(got_points)}")
         if output is not None:
             a, b = sp[-1]
             want_last = (f"{doc}#{n - 1}" if n > 1 else doc, text[a:b] if n > 1 else text)
@@ -502,7 +556,7 @@ def final_problems(svc, pg, q, finals: dict, spans: dict, output=None) -> list:
         problems.append(f"the store's search has more: {sorted(extra)[:10]}")
     extra = set(points) - want_points
     if extra:
-        problems.append(f"Qdrant has more points: {[points[i] .get('source_id') or i for i in sorted(extra)][:10]}")
+        problems.append(f"Qdrant has more points: {brief_points({i: points[i] for i in extra})}")
     counts = tuple(int(pg.psql(f"SELECT count(*) FROM {t}")) for t in (TEXT, EMB, CHUNKS))
     if counts != (pg_text_rows, pg_whole_rows, pg_chunk_rows):
         problems.append(f"pgvector rows (text, whole-text vectors, chunks) {counts}, expected "

@@ -851,7 +851,9 @@ def test_out_of_range_numbers_and_degenerate_vectors(default):
 
 def test_pages_are_cut_by_bytes_and_cursors_visit_everything_once(fresh):
     budget = 65536
-    t = fresh("paging", yaml=f"http:\n  max_response_bytes: {budget}\n", seed=0)
+    # Truncated, not chunked: each hit then carries its whole ~20 KB text, so
+    # 20 hits make a page big enough to cut.
+    t = fresh("paging", yaml=f"http:\n  max_response_bytes: {budget}\n" + TRUNCATE_YAML, seed=0)
     rng = random.Random(13)
     ids = []
     for i in range(20):

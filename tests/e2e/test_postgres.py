@@ -184,13 +184,17 @@ def cosine(a, b):
 
 
 def embed_ref(run, texts):
-    """({id: vector}, model_name) from `embedstream embed` for {id: text}."""
+    """({id: vector}, model_name) from `embedstream embed --chunk` for {id: text}: the
+    text's vector, or for a text over the model's 256 tokens its first chunk's (the
+    vector its message_embeddings row keeps; its chunks are in <embeddings>_chunks)."""
     stdin = "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in texts.items()).encode()
-    p = run(["embed"], stdin)
+    p = run(["embed", "--chunk"], stdin)
     assert p.returncode == 0, p.stderr.decode()
     recs = [json.loads(l) for l in p.stdout.decode("utf-8").split("\n") if l.strip()]
-    assert len(recs) == len(texts)
-    return {r["id"]: r["embedding"] for r in recs}, recs[0]["model_name"]
+    ref = {r.get("parent_id", r["id"]): r["embedding"] for r in recs
+           if r.get("chunk_index", 0) == 0}
+    assert set(ref) == set(texts)
+    return ref, recs[0]["model_name"]
 
 
 def assert_vectors_match(pg, run, texts, what=""):

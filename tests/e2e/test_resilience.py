@@ -93,12 +93,15 @@ def assert_commits_covered(snap, inputs, input_topic, id_of):
 # ---------------------------------------------------------------- a 413 proxy
 class TooLargeProxy:
     """An HTTP/1.1 reverse proxy in front of Qdrant that answers 413 to a request
-    body over `limit` bytes (after reading it, as nginx does) and forwards the rest."""
+    body over `limit` bytes (after reading it, as nginx does) and forwards the rest.
+    `hold(method, path)`: seconds to hold a request before forwarding it (a slow
+    network for some requests; test_deletes.py)."""
 
-    def __init__(self, upstream_url: str, limit: int = MIB):
+    def __init__(self, upstream_url: str, limit: int = MIB, hold=None):
         host, port = upstream_url.split("://")[1].rstrip("/").split(":")
         self.upstream = (host, int(port))
         self.limit = limit
+        self.hold = hold
         self.refused = 0
         self.forwarded = 0
         self.largest_forwarded = 0
@@ -129,6 +132,8 @@ class TooLargeProxy:
                 with proxy._lock:
                     proxy.forwarded += 1
                     proxy.largest_forwarded = max(proxy.largest_forwarded, n)
+                if proxy.hold is not None:
+                    time.sleep(proxy.hold(self.command, self.path))
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "connection", "expect")}
                 for attempt in (1, 2):  # again on a fresh connection if Qdrant closed an idle one

@@ -160,6 +160,18 @@ TEST(Chunker, SentencesThatFitAreNeverCut) {
   }
 }
 
+TEST(Chunker, ChineseSentencesEndAtTheirFullWidthStopWithoutASpace) {
+  std::string t;
+  for (int i = 0; i < 60; ++i) t += "我爱自然语言处理。今天天气很好，我们去公园散步吧！";
+  const Cut c = CutText(t, 126, 0, Split::kSentence);
+  ASSERT_GT(c.chunks.size(), 2u);
+  for (const ChunkSpan& s : c.chunks) {
+    const std::string span = t.substr(s.byte_begin, s.byte_end - s.byte_begin);
+    EXPECT_EQ(span.rfind("我爱", 0), 0u) << span;  // starts at a sentence
+    EXPECT_TRUE(span.ends_with("！")) << span;     // and ends at one
+  }
+}
+
 TEST(Chunker, OverlapRepeatsTheEndOfTheChunkBefore) {
   const std::string t = LongTexts().back();
   const Cut c = CutText(t, 100, 20, Split::kTokens);

@@ -794,5 +794,46 @@ TEST(RuntimeChunking, ADeleteAfterAnUpsertOfTheSameIdIsWrittenAfterIt) {
   EXPECT_EQ(rt.stats().deleted.load(), 2u);
 }
 
+TEST(RuntimeChunking, ALongDocumentIsEmbeddedInSlicesAndSmallBatchesOvertakeIt) {
+  FakeSource source(/*finite=*/false);
+  std::string words;
+  for (int i = 0; i < 40; ++i) {
+    words += 'w';
+    words += std::to_string(i % 10);
+    words += ' ';
+  }
+  Record same;  // the document's id again: must not overtake it
+  same.id = "doc";
+  same.op = Record::Op::kDelete;
+  source.Offer({Make("doc", words), Make("small", "a b")});
+  WordsEmbedder embedder(6);  // chunks of 4 pieces: 10 chunks of 6 tokens
+  std::atomic<int> slices{0};
+  embedder.on_embed = [&](size_t) {
+    ++slices;
+    std::this_thread::sleep_for(20ms);
+  };
+  ItemSink sink;
+  RuntimeOptions o = FastOptions();  // budget 8 tokens: one chunk per slice
+  o.chunking.overlap_tokens = 0;
+  o.chunking.split = ChunkingOptions::Split::kTokens;
+  Runtime rt(source, &embedder, {&sink}, o);
+  std::atomic<bool> stop{false};
+  std::thread run([&] { rt.Run(stop); });
+  ASSERT_TRUE(WaitFor([&] { return slices.load() >= 3; }));
+  source.Offer({same});
+  ASSERT_TRUE(WaitFor([&] { return source.acked().size() == 3; }));
+  stop = true;
+  run.join();
+  EXPECT_EQ(source.acked(), (std::vector<std::string>{"doc", "small", "doc"}))
+      << "acks stay in read order";
+  const auto calls = sink.Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(std::get<0>(calls[0][0]), "small") << "the small batch overtook the long document";
+  EXPECT_EQ(calls[1].size(), 10u) << "the document's chunks in one write";
+  EXPECT_EQ(std::get<0>(calls[2][0]), "doc") << "a delete of the document waits for it";
+  EXPECT_TRUE(std::get<1>(calls[2][0]));
+  EXPECT_GE(embedder.Batches().size(), 11u) << "the document took a slice per chunk";
+}
+
 }  // namespace
 }  // namespace embedstream::pipeline
