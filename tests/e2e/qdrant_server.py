@@ -73,6 +73,7 @@ Served (Qdrant paths; request bodies validated against the named schema):
     GET  /collections/{c}/points/{id}
     POST /collections/{c}/points/delete?wait=   PointsSelector (ids or filter)
     POST /collections/{c}/points/batch?wait=    UpdateOperations (upsert and delete only)
+    PUT  /collections/{c}/index?wait=           CreateFieldIndex (remembered, not used)
     POST /collections/{c}/points/query          QueryRequest: query = vector | {"nearest": v}
                                                 | point id | absent; filter, limit, offset,
                                                 score_threshold, with_payload, with_vector, using
@@ -782,6 +783,7 @@ class QdrantTestServer:
             _Route("GET", "/collections/{collection_name}/points/{id}", self._h_get_point),
             _Route("POST", "/collections/{collection_name}/points/delete", self._h_delete_points),
             _Route("POST", "/collections/{collection_name}/points/batch", self._h_batch),
+            _Route("PUT", "/collections/{collection_name}/index", self._h_create_index),
             _Route("POST", "/collections/{collection_name}/points/query", self._h_query),
             _Route("POST", "/collections/{collection_name}/points/count", self._h_count),
             _Route("POST", "/collections/{collection_name}/points/scroll", self._h_scroll),
@@ -1237,6 +1239,13 @@ class QdrantTestServer:
         else:
             for pid in [p.id for p in self._filtered(c, req["filter"])]:
                 del c.points[pid]
+        return 200, self._update_result(c, query)
+
+    def _h_create_index(self, params, query, req):
+        """CreateFieldIndex: remembered, not needed (filters scan every point here)."""
+        c = self._collection(params["collection_name"])
+        c.payload_indexes = getattr(c, "payload_indexes", {})
+        c.payload_indexes[req["field_name"]] = req.get("field_schema")
         return 200, self._update_result(c, query)
 
     def _h_batch(self, params, query, req):

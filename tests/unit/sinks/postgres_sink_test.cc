@@ -137,7 +137,7 @@ TEST_F(PostgresSinkTest, CreatesSchemaOnEmptyDatabase) {
             "vector(384)");
   EXPECT_EQ(admin_.Value("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
                          "information_schema.columns WHERE table_name = 'message_embeddings'"),
-            "id,embedding,model_name,metadata,created_at,text_md5");
+            "id,embedding,model_name,metadata,created_at,text_md5,chunk_count");
   const std::string hnsw_count =
       "SELECT count(*) FROM pg_indexes WHERE tablename = 'message_embeddings' AND indexdef "
       "LIKE '%USING hnsw (embedding vector_cosine_ops)%'";
