@@ -1,10 +1,12 @@
 """Starting and stopping `embedstream serve` in e2e tests (stdlib only)."""
+import http.client
 import json
 import os
 import pathlib
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -102,3 +104,52 @@ class Service:
                 return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
         except OSError:
             return ""
+
+
+class SseReader:
+    """Follows GET /events in a thread; collects (id, event, data) frames."""
+
+    def __init__(self, port, query="", last_event_id=None):
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", "/events" + query, headers=headers)
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200
+        assert self.resp.getheader("Content-Type").startswith("text/event-stream")
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        frame = {}
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n").rstrip("\r")
+                if not line:
+                    if "data" in frame:
+                        with self.lock:
+                            self.events.append(frame)
+                    frame = {}
+                elif not line.startswith(":"):
+                    key, _, value = line.partition(":")
+                    frame[key] = value[1:] if value.startswith(" ") else value
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+    def wait_for(self, pred, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred(self.snapshot()):
+                return self.snapshot()
+            time.sleep(0.05)
+        raise AssertionError(f"SSE condition not met; got {len(self.snapshot())} events")
+
+    def close(self):
+        self.conn.close()

@@ -21,7 +21,7 @@ import urllib.parse
 
 import pytest
 
-from service import Service
+from service import Service, SseReader
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHUNK_FIXTURE = REPO / "tests/fixtures/chunking/chunks.jsonl"
@@ -164,42 +164,6 @@ def raw_post(port, path, content_type, body: bytes, timeout=60):
     header, _, payload = data.partition(b"\r\n\r\n")
     assert header.startswith(b"HTTP/1.1 "), data[:200]
     return int(header.split(b" ")[1]), payload.decode(errors="replace")
-
-
-class SseStream:
-    """Follows GET /events in a thread; collects {"id", "event", "data"} frames."""
-
-    def __init__(self, port, query=""):
-        self.events, self.lock = [], threading.Lock()
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.conn.request("GET", "/events" + query, headers={"Accept": "text/event-stream"})
-        self.resp = self.conn.getresponse()
-        assert self.resp.status == 200, self.resp.status
-        assert self.resp.getheader("Content-Type", "").startswith("text/event-stream")
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        frame = {}
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\n").rstrip("\r")
-                if not line:
-                    if "data" in frame:
-                        with self.lock:
-                            self.events.append(frame)
-                    frame = {}
-                elif not line.startswith(":"):
-                    key, _, value = line.partition(":")
-                    frame[key] = value[1:] if value.startswith(" ") else value
-        except (OSError, ValueError, http.client.HTTPException):
-            pass
-
-    def wait_for(self, pred, timeout=60):
-        return wait_until(lambda: list(self.events), pred, timeout=timeout, what="SSE event", interval=0.05)
-
-    def close(self):
-        self.conn.close()
 
 
 @pytest.fixture
@@ -461,7 +425,7 @@ def test_repost_replaces_chunks_and_delete_removes_the_document(serve):
         assert short_case["text"][h["char_start"]:h["char_end"]] == h["text"]
 
     deleted_before = svc.stats()["deleted"]
-    sse = SseStream(svc.port, "?key=" + doc_id)
+    sse = SseReader(svc.port, "?key=" + doc_id)
     try:
         status, body = svc.request("DELETE", f"/messages/{doc_id}")
         assert status == 202, body

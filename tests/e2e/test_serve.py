@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from service import Service
+from service import Service, SseReader
 
 PLANTED = "Machine learning models learn patterns from large amounts of training data."
 TOPICS = {
@@ -181,55 +181,6 @@ def test_kill9_during_burst_loses_no_acknowledged_message(serve, tmp_path):
     assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {missing[:5]}"
     for mid in acked[:: max(1, len(acked) // 50)]:
         assert json.loads(svc2.get(f"/messages/{mid}")[1])["status"] == "embedded"
-
-
-class SseReader:
-    """Follows GET /events in a thread; collects (id, event, data) frames."""
-
-    def __init__(self, port, query="", last_event_id=None):
-        self.events = []
-        self.lock = threading.Lock()
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = str(last_event_id)
-        self.conn.request("GET", "/events" + query, headers=headers)
-        self.resp = self.conn.getresponse()
-        assert self.resp.status == 200
-        assert self.resp.getheader("Content-Type").startswith("text/event-stream")
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        frame = {}
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\n").rstrip("\r")
-                if not line:
-                    if "data" in frame:
-                        with self.lock:
-                            self.events.append(frame)
-                    frame = {}
-                elif not line.startswith(":"):
-                    key, _, value = line.partition(":")
-                    frame[key] = value[1:] if value.startswith(" ") else value
-        except (OSError, ValueError, http.client.HTTPException):
-            pass
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.events)
-
-    def wait_for(self, pred, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred(self.snapshot()):
-                return self.snapshot()
-            time.sleep(0.05)
-        raise AssertionError(f"SSE condition not met; got {len(self.snapshot())} events")
-
-    def close(self):
-        self.conn.close()
 
 
 LIFECYCLE = ["message_received", "message_processing", "stage_completed", "stage_completed",
