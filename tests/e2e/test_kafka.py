@@ -295,7 +295,7 @@ def seed001_records(n, seed):
 
 
 def pg_reset(run, pg):
-    pg.psql(f"DROP TABLE IF EXISTS {pgt.EMB}, {pgt.EMB}_chunks, {pgt.TEXT} CASCADE")
+    pg.psql(f"DROP TABLE IF EXISTS {pgt.EMB}, {pgt.EMB}_chunks, {pgt.EMB}_deletes, {pgt.TEXT} CASCADE")
     rc, out, err = pgt.pg_cli(run, pg, "install")
     assert rc == 0, f"pg install exited {rc}:\n{out}\n{err}"
 

@@ -159,4 +159,23 @@ def test_postgres_source_reaches_pgvector_and_qdrant(pg, serve, qdrant, tmp_path
     wait_until(lambda: qdrant.points(COLLECTION), lambda ps: any(
         v["payload"].get("text") == "an edited text about violins" for v in ps.values()), 30,
         "the edited text in Qdrant", svc)
+    # Deleted rows: pgvector by cascade, Qdrant through the source's delete
+    # capture (a trigger records them; the source reads them as deletes). A
+    # row deleted and inserted again keeps its (new) vector.
+    gone = list(texts)[1:11]
+    back = gone[0]
+    pg.psql(f"DELETE FROM {TEXT} WHERE id IN ({', '.join(repr(g) for g in gone)})")
+    pg.psql(f"INSERT INTO {TEXT} (id, message) VALUES ('{back}', 'back again, about oboes')")
+    wait_until(lambda: qdrant.points(COLLECTION), lambda ps: len(ps) == 400 - 9, 60,
+               "9 deleted rows gone from Qdrant", svc)
+    points = qdrant.points(COLLECTION)
+    for mid in gone[1:]:
+        assert mid not in points and uuid.UUID(mid) not in points, mid
+    wait_until(lambda: qdrant.points(COLLECTION), lambda ps: any(
+        v["payload"].get("text") == "back again, about oboes" for v in ps.values()), 30,
+        "the row inserted again in Qdrant", svc)
+    assert int(pg.psql(f"SELECT count(*) FROM {EMB}")) == 400 - 9
+    deletes = svc.stats()["postgres_source"]["deletes"]
+    assert 9 <= deletes <= 10, deletes
+    assert pg.psql(f"SELECT count(*) FROM {EMB}_deletes") == "0", "acked deletes leave the table"
     assert svc.stop() == 0, svc.tail()

@@ -278,7 +278,7 @@ def pg_status_cli(run, pg):
 def pg(pg_server, run):
     """The session server with freshly dropped tables and `pg install` run."""
     pg_server.psql(f"DROP TABLE IF EXISTS {EMB}, {EMB}_progress, {EMB}_dead_letters, {EMB}_chunks, "
-                   f"{TEXT} CASCADE")
+                   f"{EMB}_deletes, {TEXT} CASCADE")
     rc, out, err = pg_cli(run, pg_server, "install")
     assert rc == 0, f"pg install exited {rc}:\n{out}\n{err}"
     return pg_server
@@ -675,7 +675,7 @@ def test_users_own_table_bigint_ids_custom_columns_from_config(pg_server, run, s
     metadata), every setting from the YAML file: install, embed, search."""
     pg = pg_server
     pg.psql("DROP TABLE IF EXISTS chat_vectors, chat_vectors_progress, chat_vectors_dead_letters, "
-            "chat_vectors_chunks, chat_log CASCADE; "
+            "chat_vectors_chunks, chat_vectors_deletes, chat_log CASCADE; "
             "CREATE TABLE chat_log (post_id bigint PRIMARY KEY, body text NOT NULL, author text)")
     cfg = tmp_path / "own.yaml"
     cfg.write_text(f"""postgres:
@@ -726,7 +726,8 @@ search:
     assert pg.psql("SELECT count(*) FROM chat_log WHERE author IS NULL") == "0"
     assert source_stats(svc)["errors"] == 0
     assert svc.stop() == 0, svc.tail()
-    pg.psql("DROP TABLE chat_vectors, chat_vectors_chunks, chat_log CASCADE")
+    pg.psql("DROP TABLE IF EXISTS chat_vectors, chat_vectors_chunks, chat_vectors_deletes, chat_log "
+            "CASCADE")
 
 
 def test_sigterm_and_kill9_mid_run_lose_nothing(pg, run, serve):
