@@ -129,8 +129,13 @@ void ApiRoutes::PostMessage(const HttpRequest& req, server::Respond respond) {
     respond(ToResponse(*err));
     return;
   }
-  Submit(std::move(std::get<MessageRequest>(parsed)),
-         std::make_shared<server::Respond>(std::move(respond)), std::nullopt);
+  auto shared = std::make_shared<server::Respond>(std::move(respond));
+  if (options_.chunking.on_overflow == pipeline::ChunkingOptions::Overflow::kReject) {
+    // A text too long is refused before the 202, as POST /documents does.
+    PlanAndSubmit(std::move(std::get<MessageRequest>(parsed)), std::move(shared), false);
+    return;
+  }
+  Submit(std::move(std::get<MessageRequest>(parsed)), std::move(shared), std::nullopt);
 }
 
 void ApiRoutes::Submit(MessageRequest request, std::shared_ptr<server::Respond> respond,
@@ -177,36 +182,42 @@ void ApiRoutes::PostDocument(const HttpRequest& req, server::Respond respond) {
     respond(ToResponse(*err));
     return;
   }
-  // Tokenizing a long document takes a while: not on the io thread.
-  auto shared = std::make_shared<server::Respond>(std::move(respond));
+  PlanAndSubmit(std::move(std::get<MessageRequest>(parsed)),
+                std::make_shared<server::Respond>(std::move(respond)), true);
+}
+
+void ApiRoutes::PlanAndSubmit(MessageRequest request, std::shared_ptr<server::Respond> respond,
+                              bool report_chunks) {
+  // Tokenizing a long document takes a while: on the search thread, not an
+  // io thread.
   std::lock_guard lock(search_mu_);
-  if (search_queue_.size() >= options_.max_search_queue) {
+  if (search_stop_ || search_queue_.size() >= options_.max_search_queue) {
     auto r = JsonError(503, "overloaded", "too many requests queued; retry shortly");
     r.headers.emplace_back("Retry-After", "1");
-    (*shared)(std::move(r));
+    (*respond)(std::move(r));
     return;
   }
-  search_queue_.push_back(
-      [this, shared, request = std::move(std::get<MessageRequest>(parsed))]() mutable {
-        std::vector<int32_t> pieces;
-        std::vector<text::TokenizedWord> words;
-        encoder_.tokenizer().EncodeWords(request.message.text, pieces, words);
-        const pipeline::ChunkPlan plan =
-            pipeline::PlanChunks(request.message.text, words, pieces.size(), options_.chunking,
-                                 encoder_.info().max_seq_length);
-        if (plan.kind == pipeline::ChunkPlan::Kind::kTooLong) {
-          if (options_.on_too_long) options_.on_too_long();
-          (*shared)(JsonError(400, "too_long",
-                              fmt::format("the document is {} tokens; the model takes {} "
-                                          "(chunking.on_overflow: reject)",
-                                          plan.tokens, plan.max_tokens)));
-          return;
-        }
-        const auto chunks = static_cast<uint32_t>(
-            plan.kind == pipeline::ChunkPlan::Kind::kChunked ? plan.spans.size() : 1);
-        request.message.chunk_count = chunks;
-        Submit(std::move(request), shared, chunks);
-      });
+  search_queue_.push_back([this, respond, report_chunks, request = std::move(request)]() mutable {
+    std::vector<int32_t> pieces;
+    std::vector<text::TokenizedWord> words;
+    encoder_.tokenizer().EncodeWords(request.message.text, pieces, words);
+    const pipeline::ChunkPlan plan =
+        pipeline::PlanChunks(request.message.text, words, pieces.size(), options_.chunking,
+                             encoder_.info().max_seq_length);
+    if (plan.kind == pipeline::ChunkPlan::Kind::kTooLong) {
+      if (options_.on_too_long) options_.on_too_long();
+      (*respond)(JsonError(400, "too_long",
+                           fmt::format("the text is {} tokens; the model takes {} "
+                                       "(chunking.on_overflow: reject)",
+                                       plan.tokens, plan.max_tokens)));
+      return;
+    }
+    const auto chunks = static_cast<uint32_t>(
+        plan.kind == pipeline::ChunkPlan::Kind::kChunked ? plan.spans.size() : 1);
+    request.message.chunk_count = chunks;
+    Submit(std::move(request), respond,
+           report_chunks ? std::optional<uint32_t>(chunks) : std::nullopt);
+  });
   search_cv_.notify_one();
 }
 

@@ -86,6 +86,11 @@ class ApiRoutes {
   void PostMessage(const server::HttpRequest& req, server::Respond respond);
   void PostDocument(const server::HttpRequest& req, server::Respond respond);
   server::HttpResponse DeleteMessage(const server::HttpRequest& req);
+  // On the search thread: how many chunks the text becomes (400 too_long
+  // under on_overflow: reject), then Submit (the 202 says the count when
+  // `report_chunks`).
+  void PlanAndSubmit(MessageRequest request, std::shared_ptr<server::Respond> respond,
+                     bool report_chunks);
   // Commits a parsed message through `submit_` and answers 202 (or 503).
   void Submit(MessageRequest request, std::shared_ptr<server::Respond> respond,
               std::optional<uint32_t> chunks);

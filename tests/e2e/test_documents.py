@@ -467,13 +467,17 @@ def test_on_overflow_reject_refuses_long_documents(serve, tmp_path, where):
     assert status == 400, body
     assert json.loads(body)["error"] == "too_long", body
     assert svc.request("GET", "/messages/too-long")[0] == 404
+    # POST /messages refuses it before the 202 too (not a 202 and a dead letter).
+    status, body = svc.request("POST", "/messages", {"id": "too-long-msg", "message": long_text})
+    assert status == 400 and json.loads(body)["error"] == "too_long", (status, body)
+    assert svc.request("GET", "/messages/too-long-msg")[0] == 404
     status, body = post_document(svc, "A short document that fits.", "text/plain", id="fits")
     assert status == 202, body
     assert json.loads(body)["chunks"] == 1
     wait_embedded(svc, "fits")
     stats = svc.stats()
     counters = (stats["rejected_too_long"], stats["sources"]["http"]["rejected_too_long"])
-    assert counters == (1, 1), f"/stats rejected_too_long (top level, sources.http) after one 400 too_long: {counters}"
+    assert counters == (2, 2), f"/stats rejected_too_long (top level, sources.http) after two 400 too_long: {counters}"
 
 
 def test_on_overflow_truncate_embeds_one_record(serve, tmp_path):
