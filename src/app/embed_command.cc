@@ -185,6 +185,7 @@ int EmbedCommand::Run() {
       encoder.batch_tokens_max > 0 ? static_cast<size_t>(encoder.batch_tokens_max) : 8192;
   ro.batch_max_records = batch_lines;
   ro.batch_max_wait = std::chrono::milliseconds(flush_ms);
+  ro.allow_overtaking = false;  // stdout in input order
   ro.chunking.on_overflow = chunk ? pipeline::ChunkingOptions::Overflow::kChunk
                                   : pipeline::ChunkingOptions::Overflow::kTruncate;
   ro.chunking.max_tokens = chunk_tokens;

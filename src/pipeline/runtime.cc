@@ -402,12 +402,13 @@ bool Runtime::Add(Record&& r, std::optional<Rejection> error) {
   }
   size_t tokens = 0;
   for (const auto& q : seqs) tokens += q.size();
-  // One batch per document, each id once per batch (RuntimeOptions::chunking).
+  // One batch per document, each id once per batch (RuntimeOptions::chunking),
+  // and a batch over the token budget only when one document alone is.
   const std::string id = parts.front().id;
   const bool ok = !error;
   if (building_ && !building_->records.empty() &&
       ((ok && building_->ids.count(id) != 0) ||
-       (parts.size() > 1 && building_->token_count + tokens > options_.batch_max_tokens))) {
+       building_->token_count + tokens > options_.batch_max_tokens)) {
     Flush();
   }
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -559,7 +560,7 @@ void Runtime::Encode(std::shared_ptr<Batch> batch, bool outer) {
         b.cancelled = true;
         break;
       }
-      if (outer && start > 0) {
+      if (outer && start > 0 && options_.allow_overtaking) {
         while (auto next = TakeOvertaking(b)) Encode(std::move(next), /*outer=*/false);
       }
       std::vector<std::vector<int32_t>> slice;

@@ -66,6 +66,11 @@ struct RuntimeOptions {
   // in one step); a batch holds each id once, so a later operation on an id
   // (a delete after an upsert) is written after the earlier one.
   ChunkingOptions chunking;
+  // A document over batch_max_tokens is embedded in slices; between two, a
+  // small batch that shares no id with it may be embedded and written first
+  // (acks stay in read order). false: sinks get batches in read order (the
+  // `embed` command's stdout keeps the input's order).
+  bool allow_overtaking = true;
   std::chrono::milliseconds drain_timeout{30'000};
   SinkGuardOptions guard;
 };

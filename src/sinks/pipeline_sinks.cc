@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/json_writer.h"
@@ -208,38 +210,52 @@ WriteResult QdrantPointSink::Write(std::span<const pipeline::SinkItem> items) {
   std::vector<QdrantPoint> points;
   std::vector<size_t> point_item;  // index into items
   points.reserve(items.size());
-  // One delete for the batch: each deleted document (its chunks, and its
-  // point by id for points written before chunking existed), and the
-  // points of another chunk count of each document written.
-  JsonWriter drop;
-  drop.BeginObject().Key("should").BeginArray();
-  bool any_drop = false;
+  // One delete for the batch, a few clauses whatever its size (Qdrant
+  // answers each from the parent_id index): the deleted documents (their
+  // chunks, and their point by id for points written before chunking
+  // existed), and, per chunk count n, the points of the documents written
+  // with n chunks whose chunk_count is not n (left from an older version).
+  std::vector<std::string_view> deleted;
+  std::map<uint32_t, std::vector<std::string_view>> written;  // chunk count -> ids
   for (size_t i = 0; i < items.size(); ++i) {
     const pipeline::Record& r = *items[i].record;
     if (r.deleted()) {
-      drop.BeginObject().Key("key").String("parent_id").Key("match").BeginObject();
-      drop.Key("value").String(r.id).EndObject().EndObject();
-      drop.BeginObject().Key("has_id").BeginArray().String(QdrantSink::PointId(r.id));
-      drop.EndArray().EndObject();
-      any_drop = true;
+      deleted.push_back(r.id);
       continue;
     }
-    if (r.chunk_index == 0) {
-      drop.BeginObject().Key("must").BeginArray();
-      drop.BeginObject().Key("key").String("parent_id").Key("match").BeginObject();
-      drop.Key("value").String(r.id).EndObject().EndObject().EndArray();
-      drop.Key("must_not").BeginArray();
-      drop.BeginObject().Key("key").String("chunk_count").Key("match").BeginObject();
-      drop.Key("value").Uint(r.chunk_count).EndObject().EndObject().EndArray().EndObject();
-      any_drop = true;
-    }
+    if (r.chunk_index == 0) written[r.chunk_count].push_back(r.id);
     points.push_back({r.ChunkId(),
                       std::vector<float>(items[i].vector.begin(), items[i].vector.end()),
                       ChunkPayload(r)});
     point_item.push_back(i);
   }
-  drop.EndArray().EndObject();
-  auto out = sink_->UpsertAndDelete(points, any_drop ? drop.Take() : std::string());
+  const auto parent_in = [](JsonWriter& w, std::span<const std::string_view> ids) {
+    w.BeginObject().Key("key").String("parent_id").Key("match").BeginObject().Key("any");
+    w.BeginArray();
+    for (std::string_view id : ids) w.String(id);
+    w.EndArray().EndObject().EndObject();
+  };
+  std::string drop;
+  if (!deleted.empty() || !written.empty()) {
+    JsonWriter w;
+    w.BeginObject().Key("should").BeginArray();
+    if (!deleted.empty()) {
+      parent_in(w, deleted);
+      w.BeginObject().Key("has_id").BeginArray();
+      for (std::string_view id : deleted) w.String(QdrantSink::PointId(std::string(id)));
+      w.EndArray().EndObject();
+    }
+    for (const auto& [count, ids] : written) {
+      w.BeginObject().Key("must").BeginArray();
+      parent_in(w, ids);
+      w.EndArray().Key("must_not").BeginArray();
+      w.BeginObject().Key("key").String("chunk_count").Key("match").BeginObject();
+      w.Key("value").Uint(count).EndObject().EndObject().EndArray().EndObject();
+    }
+    w.EndArray().EndObject();
+    drop = w.Take();
+  }
+  auto out = sink_->UpsertAndDelete(points, drop);
   if (!out) {
     // 413, or a large body cut off in transit: split (one point alone is
     // too large only on a 413; cut off, it is the sink's fault).

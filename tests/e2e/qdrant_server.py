@@ -631,6 +631,86 @@ class Collection:
             self.single = False
         self.points: dict = {}
         self.op_id = 0
+        # Keyword payload indexes (PUT .../index, field_schema keyword): key ->
+        # value -> point ids. They only narrow the points a filter is checked
+        # against; check_filter still decides (so a result never depends on them).
+        self.keyword_index: dict = {}
+
+    def put(self, p: "Point") -> None:
+        self.remove(p.id)
+        self.points[p.id] = p
+        for key, index in self.keyword_index.items():
+            for v in values_at(p.payload or {}, key):
+                if isinstance(v, str):
+                    index.setdefault(v, set()).add(p.id)
+
+    def remove(self, pid) -> None:
+        old = self.points.pop(pid, None)
+        if old is None:
+            return
+        for key, index in self.keyword_index.items():
+            for v in values_at(old.payload or {}, key):
+                if isinstance(v, str) and v in index:
+                    index[v].discard(pid)
+                    if not index[v]:
+                        del index[v]
+
+    def add_keyword_index(self, key: str) -> None:
+        index: dict = {}
+        for p in self.points.values():
+            for v in values_at(p.payload or {}, key):
+                if isinstance(v, str):
+                    index.setdefault(v, set()).add(p.id)
+        self.keyword_index[key] = index
+
+    def candidates(self, flt: Optional[dict]) -> Optional[set]:
+        """A superset of the ids of the points `flt` can match, from has_id and
+        the keyword indexes; None when they cannot narrow it (check every point)."""
+        if not isinstance(flt, dict):
+            return None
+        for cond in _as_list(flt.get("must")):
+            got = self._condition_candidates(cond)
+            if got is not None:
+                return got
+        should = _as_list(flt.get("should"))
+        if should and not flt.get("min_should"):
+            out: set = set()
+            for cond in should:
+                got = self._condition_candidates(cond)
+                if got is None:
+                    return None
+                out |= got
+            return out
+        return None
+
+    def _condition_candidates(self, cond: Any) -> Optional[set]:
+        if not isinstance(cond, dict):
+            return None
+        if "has_id" in cond:
+            try:
+                return {parse_point_id(i) for i in cond["has_id"]}
+            except (TypeError, ValueError):
+                return None
+        if "key" in cond:
+            index = self.keyword_index.get(cond["key"])
+            m = cond.get("match")
+            if index is None or not isinstance(m, dict):
+                return None
+            if "value" in m:
+                wanted = [m["value"]]
+            elif "any" in m and isinstance(m["any"], list):
+                wanted = m["any"]
+            else:
+                return None
+            if not all(isinstance(v, str) for v in wanted):
+                return None
+            out: set = set()
+            for v in wanted:
+                out |= index.get(v, set())
+            return out
+        if any(k in cond for k in ("must", "should", "must_not", "min_should")):
+            return self.candidates(cond)  # a nested Filter
+        return None
 
     def vector_params(self, name: Optional[str]) -> dict:
         key = name if name else ""
@@ -1227,7 +1307,7 @@ class QdrantTestServer:
                 continue
             p = Point(pid, vec, copy.deepcopy(payload), c.op_id)
             p.unit = {n: _unit(v) for n, v in vec.items() if c.vectors[n]["distance"] == "Cosine"}
-            c.points[pid] = p
+            c.put(p)
         self._counters["upsert_points"] += len(prepared)
         return 200, result
 
@@ -1235,17 +1315,21 @@ class QdrantTestServer:
         c = self._collection(params["collection_name"])
         if "points" in req:
             for pid in req["points"]:
-                c.points.pop(parse_point_id(pid), None)
+                c.remove(parse_point_id(pid))
         else:
             for pid in [p.id for p in self._filtered(c, req["filter"])]:
-                del c.points[pid]
+                c.remove(pid)
         return 200, self._update_result(c, query)
 
     def _h_create_index(self, params, query, req):
-        """CreateFieldIndex: remembered, not needed (filters scan every point here)."""
+        """CreateFieldIndex: remembered; a keyword index narrows the points a
+        filter on that field is checked against (as Qdrant's does)."""
         c = self._collection(params["collection_name"])
         c.payload_indexes = getattr(c, "payload_indexes", {})
         c.payload_indexes[req["field_name"]] = req.get("field_schema")
+        schema = req.get("field_schema")
+        if schema == "keyword" or (isinstance(schema, dict) and schema.get("type") == "keyword"):
+            c.add_keyword_index(req["field_name"])
         return 200, self._update_result(c, query)
 
     def _h_batch(self, params, query, req):
@@ -1302,7 +1386,9 @@ class QdrantTestServer:
 
     def _filtered(self, c: Collection, flt) -> list:
         validate_filter(flt)
-        return [p for p in c.points.values() if check_filter(flt, p)]
+        ids = c.candidates(flt)
+        pts = c.points.values() if ids is None else [c.points[i] for i in ids if i in c.points]
+        return [p for p in pts if check_filter(flt, p)]
 
     def _h_count(self, params, query, req):
         c = self._collection(params["collection_name"])

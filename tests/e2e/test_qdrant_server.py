@@ -397,11 +397,24 @@ FILTERS = [
 ]
 
 
+def make_keyword_index(cl, key):
+    status, body = cl("PUT", f"/collections/{C}/index?wait=true",
+                      {"field_name": key, "field_schema": "keyword"})
+    assert status == 200, body
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "keyword indexes"])
 @pytest.mark.parametrize("what,flt,expected", FILTERS, ids=[f[0] for f in FILTERS])
-def test_filters_select_exactly(q, cl, what, flt, expected):
-    """Each filter selects the same set through count, scroll and query."""
+def test_filters_select_exactly(q, cl, what, flt, expected, indexed):
+    """Each filter selects the same set through count, scroll and query, with or
+    without keyword indexes (one made before the points, the others after)."""
     make_collection(cl, size=2)
+    if indexed:
+        make_keyword_index(cl, "event_type")
     upsert(cl, [{**e, "vector": [1, e["id"]]} for e in EVENTS])
+    if indexed:
+        for key in ("user_id", "product.category", "tags", "items[].sku"):
+            make_keyword_index(cl, key)
     status, body = cl("POST", f"/collections/{C}/points/count", {"filter": flt, "exact": True})
     assert status == 200, body
     assert body["result"]["count"] == len(expected), what
@@ -409,6 +422,27 @@ def test_filters_select_exactly(q, cl, what, flt, expected):
     assert {p["id"] for p in body["result"]["points"]} == expected, what
     _, body = cl("POST", f"/collections/{C}/points/query", {"query": [1, 1], "filter": flt, "limit": 100})
     assert {p["id"] for p in body["result"]["points"]} == expected, what
+
+
+def test_keyword_index_follows_overwrites_and_deletes(q, cl):
+    """The index only narrows; it must follow every change, or a delete by filter
+    (the sink's way to drop a document's stale chunks) would miss points."""
+    make_collection(cl, size=2)
+    make_keyword_index(cl, "parent_id")
+    upsert(cl, [{"id": i, "vector": [1, i], "payload": {"parent_id": f"d{i % 3}"}} for i in range(9)])
+    upsert(cl, [{"id": 0, "vector": [1, 0], "payload": {"parent_id": "d9"}}])  # moves 0 to d9
+    status, _ = cl("POST", f"/collections/{C}/points/batch?wait=true", {"operations": [
+        {"delete": {"filter": {"should": [{"key": "parent_id", "match": {"any": ["d0", "d1"]}},
+                                          {"has_id": [2]}]}}},
+        {"upsert": {"points": [{"id": 20, "vector": [1, 2], "payload": {"parent_id": "d0"}}]}}]})
+    assert status == 200
+    assert sorted(q.points(C)) == [0, 5, 8, 20]
+    status, body = cl("POST", f"/collections/{C}/points/count",
+                      {"filter": {"must": [{"key": "parent_id", "match": {"value": "d9"}}]}, "exact": True})
+    assert (status, body["result"]["count"]) == (200, 1)
+    status, body = cl("POST", f"/collections/{C}/points/count",
+                      {"filter": {"must": [{"key": "parent_id", "match": {"value": "d0"}}]}, "exact": True})
+    assert (status, body["result"]["count"]) == (200, 1)
 
 
 def test_field_condition_without_condition_is_400(q, cl):
