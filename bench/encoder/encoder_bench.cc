@@ -1,8 +1,11 @@
-// bench_encoder: how fast is the encoder, against (1) the oneDNN GEMM
-// ceiling on the same shapes and (2) sentence-transformers (PyTorch CPU) on
-// the same texts and thread count — all measured in this one run.
+// bench_encoder: how fast is the encoder in each precision (f32, bf16,
+// int8), against (1) the oneDNN GEMM ceiling on the same shapes in the same
+// precision, (2) the machine's physical peak (register-only f32 FMA and int8
+// dot-product loops on every thread) and (3) sentence-transformers (PyTorch
+// CPU, f32) on the same texts and thread count — all measured in this run.
 //
 //   build/release/bench/bench_encoder [--threads N] [--seconds S] [--no-peer]
+//       [--short N] [--ninety N] [--medium N] (texts per corpus)
 //
 // The peer runs bench/encoder/st_peer.py with $EMBEDSTREAM_BENCH_PYTHON, else
 // .cache/venv-ref/bin/python (make it with bench/setup_peer.sh).
@@ -22,6 +25,7 @@
 
 #include "encoder/corpus.h"
 #include "encoder/gemm_ceiling.h"
+#include "encoder/peak.h"
 #include "model/sentence_encoder.h"
 
 namespace es = embedstream;
@@ -34,6 +38,7 @@ struct Args {
   size_t batch_tokens = 0;  // 0: the encoder's default
   double seconds = 3.0;
   size_t short_count = 2000;
+  size_t ninety_count = 400;
   size_t medium_count = 300;
   bool peer = true;
   std::string python;
@@ -48,7 +53,7 @@ struct CorpusResult {
   std::string name;
   size_t texts = 0;
   size_t tokens = 0;
-  Speed f32, bf16, peer;
+  Speed f32, bf16, int8, peer;
   bool bf16_ran = false;
   std::string peer_error;
 };
@@ -125,6 +130,8 @@ Args Parse(int argc, char** argv) {
       a.seconds = std::atof(next().c_str());
     else if (s == "--short")
       a.short_count = static_cast<size_t>(std::atol(next().c_str()));
+    else if (s == "--ninety")
+      a.ninety_count = static_cast<size_t>(std::atol(next().c_str()));
     else if (s == "--medium")
       a.medium_count = static_cast<size_t>(std::atol(next().c_str()));
     else if (s == "--no-peer")
@@ -135,7 +142,7 @@ Args Parse(int argc, char** argv) {
       std::fprintf(
           stderr,
           "usage: bench_encoder [--model-dir D] [--threads N] [--batch-tokens N] [--seconds S] "
-          "[--short N] [--medium N] [--no-peer] [--python PATH]\n");
+          "[--short N] [--ninety N] [--medium N] [--no-peer] [--python PATH]\n");
       std::exit(2);
     }
   }
@@ -153,6 +160,14 @@ Args Parse(int argc, char** argv) {
 
 }  // namespace
 
+// "1234 | 1.23x" cells: a speed, or n/a when that encoder did not run.
+std::string Cell(double v, const char* fmt) {
+  if (!(v > 0)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
 int main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
   es::model::EncoderOptions opt;
@@ -166,6 +181,12 @@ int main(int argc, char** argv) {
   opt.precision = es::model::Precision::kBF16;
   opt.allow_precision_fallback = false;
   auto bf16 = es::model::SentenceEncoder::Load(a.model_dir, opt);
+  opt.precision = es::model::Precision::kInt8;
+  auto int8 = es::model::SentenceEncoder::Load(a.model_dir, opt);
+  if (!int8) {
+    std::fprintf(stderr, "cannot load the int8 encoder: %s\n", int8.error().ToString().c_str());
+    return 2;
+  }
   const auto& cfg = (*f32)->config();
 
   std::vector<CorpusResult> results;
@@ -173,6 +194,7 @@ int main(int argc, char** argv) {
     const char* name;
     size_t count, words;
   } corpora[] = {{"short (~16 tok)", a.short_count, 11},
+                 {"~90 tok", a.ninety_count, 70},
                  {"medium (~128 tok)", a.medium_count, 100}};
   for (const auto& c : corpora) {
     CorpusResult r;
@@ -181,6 +203,7 @@ int main(int argc, char** argv) {
     r.texts = texts.size();
     for (const auto& t : texts) r.tokens += (*f32)->Tokenize(t).size();
     r.f32 = Measure(**f32, texts, r.tokens, a.seconds);
+    r.int8 = Measure(**int8, texts, r.tokens, a.seconds);
     if (bf16) {
       r.bf16 = Measure(**bf16, texts, r.tokens, a.seconds);
       r.bf16_ran = true;
@@ -189,51 +212,70 @@ int main(int argc, char** argv) {
     results.push_back(r);
   }
   const int64_t rows = static_cast<int64_t>((*f32)->info().batch_tokens_max);
-  const auto ceil_f32 = es::bench::MeasureGemmCeiling(rows, cfg.hidden_size, cfg.intermediate_size,
-                                                      cfg.num_layers, false, a.seconds);
+  using es::bench::GemmType;
+  const auto ceiling = [&](GemmType t) {
+    return es::bench::MeasureGemmCeiling(rows, cfg.hidden_size, cfg.intermediate_size,
+                                         cfg.num_layers, t, a.seconds);
+  };
+  const auto ceil_f32 = ceiling(GemmType::kF32);
+  const auto ceil_int8 = ceiling(GemmType::kInt8);
   es::bench::GemmCeiling ceil_bf16;
-  if (bf16) {
-    ceil_bf16 = es::bench::MeasureGemmCeiling(rows, cfg.hidden_size, cfg.intermediate_size,
-                                              cfg.num_layers, true, a.seconds);
-  }
+  if (bf16) ceil_bf16 = ceiling(GemmType::kBF16);
+  const es::bench::Peak peak_f32 = es::bench::MeasureF32FmaPeak(a.threads, a.seconds);
+  const es::bench::Peak peak_int8 = es::bench::MeasureInt8DotPeak(a.threads, a.seconds);
+  const double flops_per_token = ceil_f32.flops_per_token;
+  const double peak_f32_tok = peak_f32.gops * 1e9 / flops_per_token;
+  const double peak_int8_tok = peak_int8.gops * 1e9 / flops_per_token;
 
   std::printf("\nbench_encoder: %s, %d threads, cpu: %s\n", (*f32)->info().model_name.c_str(),
               a.threads, (*f32)->info().cpu_features.c_str());
+  std::printf("int8 kernel: %s\n", (*int8)->info().kernel.c_str());
   std::printf(
-      "GEMM ceiling (oneDNN matmul, M=%lld, the 4 layer shapes): f32 %.0f GFLOP/s = %.0f "
-      "tok/s",
-      static_cast<long long>(rows), ceil_f32.gflops, ceil_f32.tokens_per_s);
-  if (bf16) {
+      "(%.1f GEMM MFLOP per token; GEMM ceilings: oneDNN matmul alone, M=%lld, the 4 "
+      "layer shapes)\n",
+      flops_per_token / 1e6, static_cast<long long>(rows));
+  std::printf(
+      "physical peak: f32 %.0f GFLOP/s (%s) = %.0f tok/s; int8 %.0f GOP/s (%s) = %.0f "
+      "tok/s; int8 / f32 peak %.2fx\n",
+      peak_f32.gops, peak_f32.instruction.c_str(), peak_f32_tok, peak_int8.gops,
+      peak_int8.instruction.c_str(), peak_int8_tok, peak_int8.gops / peak_f32.gops);
+  std::printf(
+      "GEMM ceiling: f32 %.0f GFLOP/s = %.0f tok/s (%.0f%% of peak); int8 %.0f GOP/s = "
+      "%.0f tok/s (%.0f%% of peak)",
+      ceil_f32.gflops, ceil_f32.tokens_per_s, 100.0 * ceil_f32.gflops / peak_f32.gops,
+      ceil_int8.gflops, ceil_int8.tokens_per_s, 100.0 * ceil_int8.gflops / peak_int8.gops);
+  if (bf16)
     std::printf("; bf16 %.0f GFLOP/s = %.0f tok/s", ceil_bf16.gflops, ceil_bf16.tokens_per_s);
-  }
-  std::printf("\n(%.1f GEMM MFLOP per token)\n\n", ceil_f32.flops_per_token / 1e6);
+  std::printf("\n\n");
+
   std::printf(
-      "| corpus | texts | avg tok | f32 tok/s | f32 sent/s | f32 %% of GEMM ceiling | "
-      "bf16 tok/s | bf16 sent/s | bf16 %% of bf16 ceiling | bf16 / f32 | ST tok/s | "
-      "ST sent/s | f32 / ST | bf16 / ST |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| corpus | texts | avg tok | f32 tok/s | bf16 tok/s | int8 tok/s | int8 / f32 | "
+      "bf16 / f32 | ST f32 tok/s | f32 / ST | int8 / ST |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : results) {
-    std::printf("| %s | %zu | %.1f | %.0f | %.0f | %.0f%% | ", r.name.c_str(), r.texts,
+    const double st = r.peer.tokens_per_s;
+    std::printf("| %s | %zu | %.1f | %.0f | %s | %.0f | %.2fx | %s | %s | %s | %s |\n",
+                r.name.c_str(), r.texts,
                 static_cast<double>(r.tokens) / static_cast<double>(r.texts), r.f32.tokens_per_s,
-                r.f32.sentences_per_s, 100.0 * r.f32.tokens_per_s / ceil_f32.tokens_per_s);
-    if (r.bf16_ran) {
-      std::printf("%.0f | %.0f | %.0f%% | %.2fx | ", r.bf16.tokens_per_s, r.bf16.sentences_per_s,
-                  100.0 * r.bf16.tokens_per_s / ceil_bf16.tokens_per_s,
-                  r.bf16.tokens_per_s / r.f32.tokens_per_s);
-    } else {
-      std::printf("n/a | n/a | n/a | n/a | ");
-    }
-    if (r.peer.tokens_per_s > 0) {
-      std::printf("%.0f | %.0f | %.2fx | ", r.peer.tokens_per_s, r.peer.sentences_per_s,
-                  r.f32.sentences_per_s / r.peer.sentences_per_s);
-      if (r.bf16_ran) {
-        std::printf("%.2fx |\n", r.bf16.sentences_per_s / r.peer.sentences_per_s);
-      } else {
-        std::printf("n/a |\n");
-      }
-    } else {
-      std::printf("n/a | n/a | n/a | n/a |\n");
-    }
+                Cell(r.bf16.tokens_per_s, "%.0f").c_str(), r.int8.tokens_per_s,
+                r.int8.tokens_per_s / r.f32.tokens_per_s,
+                Cell(r.bf16.tokens_per_s / r.f32.tokens_per_s, "%.2fx").c_str(),
+                Cell(st, "%.0f").c_str(), Cell(r.f32.tokens_per_s / st, "%.2fx").c_str(),
+                Cell(r.int8.tokens_per_s / st, "%.2fx").c_str());
+  }
+  std::printf(
+      "\n| corpus | f32 %% of f32 GEMM ceiling | f32 %% of f32 peak | int8 %% of int8 "
+      "GEMM ceiling | int8 %% of int8 peak | bf16 %% of bf16 GEMM ceiling |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  for (const auto& r : results) {
+    std::printf("| %s | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |\n", r.name.c_str(),
+                100.0 * r.f32.tokens_per_s / ceil_f32.tokens_per_s,
+                100.0 * r.f32.tokens_per_s / peak_f32_tok,
+                100.0 * r.int8.tokens_per_s / ceil_int8.tokens_per_s,
+                100.0 * r.int8.tokens_per_s / peak_int8_tok,
+                r.bf16_ran
+                    ? Cell(100.0 * r.bf16.tokens_per_s / ceil_bf16.tokens_per_s, "%.0f%%").c_str()
+                    : "n/a");
   }
   for (const auto& r : results) {
     if (!r.peer_error.empty()) std::printf("peer (%s): %s\n", r.name.c_str(), r.peer_error.c_str());

@@ -7,13 +7,15 @@
 
 namespace embedstream::bench {
 
-GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers, bool bf16,
-                               double min_seconds) {
+GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers,
+                               GemmType type, double min_seconds) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
-  const dt act = bf16 ? dt::bf16 : dt::f32;
+  const dt act = type == GemmType::kBF16 ? dt::bf16 : type == GemmType::kInt8 ? dt::u8 : dt::f32;
+  const dt wt = type == GemmType::kInt8 ? dt::s8 : act;
+  const dt out = type == GemmType::kInt8 ? dt::s32 : dt::f32;
   struct Shape {
     int64_t k, n;
   };
@@ -26,8 +28,8 @@ GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_
   std::vector<Op> ops;
   for (const Shape& s : shapes) {
     dnnl::memory::desc src_md({rows, s.k}, act, tag::ab);
-    dnnl::memory::desc wei_any({s.k, s.n}, act, tag::any);
-    dnnl::memory::desc dst_md({rows, s.n}, dt::f32, tag::ab);
+    dnnl::memory::desc wei_any({s.k, s.n}, wt, tag::any);
+    dnnl::memory::desc dst_md({rows, s.n}, out, tag::ab);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_any, dst_md), eng);
     Op op{dnnl::matmul(pd), dnnl::memory(src_md, eng), dnnl::memory(pd.weights_desc(), eng),
           dnnl::memory(dst_md, eng), 2.0 * static_cast<double>(rows * s.k * s.n)};

@@ -14,8 +14,10 @@ struct GemmCeiling {
   double tokens_per_s = 0;     // gflops * 1e9 / flops_per_token
 };
 
-// bf16 = true: bf16 src/weights, f32 dst (what the bf16 encoder runs).
-GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers, bool bf16,
-                               double min_seconds);
+// What each encoder runs: f32; bf16 src/weights with f32 dst; int8: u8 src,
+// s8 weights, s32 dst.
+enum class GemmType { kF32, kBF16, kInt8 };
+GemmCeiling MeasureGemmCeiling(int64_t rows, int64_t hidden, int64_t ffn, int64_t layers,
+                               GemmType type, double min_seconds);
 
 }  // namespace embedstream::bench

@@ -6,6 +6,7 @@ texts, in one run.
 
   python3 bench/pipeline/bench_pipeline.py [--messages 20000] [--seconds 30]
   python3 bench/pipeline/bench_pipeline.py --pg-sink embeddings --no-store   # issue 13
+  python3 bench/pipeline/bench_pipeline.py --precision int8 --no-half         # issue 15
 
 Full load: the input topic is filled first, then the service drains it.
 Throughput: messages over the span from the start of the first batch (the first
@@ -97,9 +98,14 @@ def main():
                     help="no embedded store (sinks: the output topic, + pgvector with --pg-sink)")
     ap.add_argument("--no-half", action="store_true", help="skip the 50%% load run")
     ap.add_argument("--timeout", type=float, default=1800, help="bound on the full-load drain (s)")
+    ap.add_argument("--precision", default=None,
+                    help="the encoder's precision for both the service and the standalone "
+                         "encoder (EMBEDSTREAM_PRECISION: f32, bf16, int8, auto)")
     ap.add_argument("--binary", default=os.environ.get("EMBEDSTREAM_BIN",
                                                        str(REPO / "build/release/embedstream")))
     args = ap.parse_args()
+    if args.precision:
+        os.environ["EMBEDSTREAM_PRECISION"] = args.precision  # inherited by every run below
     binary = pathlib.Path(args.binary)
     model_dir = os.environ.get("EMBEDSTREAM_MODEL_DIR", str(REPO / "models/all-MiniLM-L6-v2"))
     os.environ["EMBEDSTREAM_MODEL_DIR"] = model_dir
@@ -224,9 +230,11 @@ def main():
     encoder_s, encoder_rate = best["s"], best["rate"]
 
     ratio = full["rate"] / encoder_rate
-    target = 0.90 if args.pg_sink == "embeddings" else 0.85
+    # Issue 13 asks 90% with pgvector, issue 15 90% in int8; otherwise 85%.
+    target = 0.90 if args.pg_sink == "embeddings" or args.precision == "int8" else 0.85
     print(f"\nbench_pipeline: {len(texts)} messages (6-24 words), 3 partitions, "
           f"batch.max_wait_ms={args.batch_max_wait_ms}, sinks [{', '.join(sinks)}], "
+          f"precision {os.environ.get('EMBEDSTREAM_PRECISION', 'f32')}, "
           f"{os.cpu_count()} cores; load average {full['load_start']} at the drain's start, "
           f"{full['load_end']} at its end")
     print("| measure | value | target |")

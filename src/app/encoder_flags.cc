@@ -16,8 +16,9 @@ void EncoderFlags::AddTo(CLI::App& cmd) {
   cmd.add_option("--model-name", model_name,
                  "Name written into output records [default: from the model dir]");
   cmd.add_option("-p,--precision", precision,
-                 "f32 (default, exact) or bf16 (faster; needs AVX512_BF16, else falls back to "
-                 "f32) [env: EMBEDSTREAM_PRECISION]");
+                 "f32 (default, exact), bf16 (needs AVX512_BF16, else falls back to f32), int8 "
+                 "(quantized: cosine >= 0.995 to f32 on average, faster) or auto (int8 where it "
+                 "runs >= 1.3x f32 on this CPU, timed at load) [env: EMBEDSTREAM_PRECISION]");
   cmd.add_option("-t,--threads", threads,
                  "Compute threads, 0 = all cores [env: EMBEDSTREAM_THREADS]");
   cmd.add_option("--batch-tokens", batch_tokens_max, "Token budget of one forward pass [8192]");

@@ -5,7 +5,7 @@
 //   model:
 //     dir: models/all-MiniLM-L6-v2
 //     name: sentence-transformers/all-MiniLM-L6-v2
-//     precision: f32          # or bf16
+//     precision: f32          # or bf16, int8, auto
 //     threads: 0              # 0 = all cores
 //     batch_tokens_max: 8192
 //     max_seq_length: 0       # 0 = the model's own

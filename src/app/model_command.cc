@@ -56,6 +56,10 @@ int ModelCommand::RunInfo() {
         .String(model::PrecisionName(i.requested_precision))
         .Key("backend")
         .String(i.backend)
+        .Key("kernel")
+        .String(i.kernel)
+        .Key("precision_auto")
+        .String(i.auto_choice)
         .Key("threads")
         .Int(i.threads)
         .Key("batch_tokens_max")
@@ -80,6 +84,8 @@ int ModelCommand::RunInfo() {
               model::PrecisionName(i.requested_precision));
   std::printf("backend:          %s, %d threads, batch budget %zu tokens\n", i.backend.c_str(),
               i.threads, i.batch_tokens_max);
+  std::printf("kernel:           %s\n", i.kernel.c_str());
+  if (!i.auto_choice.empty()) std::printf("precision auto:   %s\n", i.auto_choice.c_str());
   std::printf("cpu features:     %s\n", i.cpu_features.c_str());
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "core/check.h"
 #include "core/cpu_features.h"
 #include "core/logging.h"
+#include "model/cpu_common.h"
 #include "model/encoder_backend.h"
 #include "model/kernels.h"
 
@@ -26,94 +27,6 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-constexpr int64_t kRowQuantum = 32;
-// Small batches (a search query, one HTTP message) round to 8 rows instead:
-// a 7-token query then runs 8-row GEMMs, not 32-row ones. Adds at most 8
-// cached primitives per op.
-constexpr int64_t kSmallRowQuantum = 8;
-constexpr int64_t kSmallRows = 64;
-
-int64_t RoundRows(int64_t tokens) {
-  const int64_t q = tokens <= kSmallRows ? kSmallRowQuantum : kRowQuantum;
-  return (tokens + q - 1) / q * q;
-}
-constexpr int64_t kReferenceRows = 512;  // M used to pick the weight layout
-
-// The four GEMMs of a BERT layer; all layers share shapes, so one primitive
-// per (op, rows) serves every layer.
-enum Op { kQkv = 0, kAttnOut = 1, kFfnIn = 2, kFfnOut = 3, kNumOps = 4 };
-
-// EMBEDSTREAM_PROFILE=1: wall time per stage, printed when the backend is
-// destroyed. Costs one clock read per stage when on, nothing when off.
-class StageProfile {
- public:
-  enum Stage {
-    kEmbed,
-    kLayerNorm,
-    kGemmQkv,
-    kAttention,
-    kGemmOut,
-    kGemmFfnIn,
-    kGemmFfnOut,
-    kPool,
-    kNumStages
-  };
-  StageProfile() : on_(std::getenv("EMBEDSTREAM_PROFILE") != nullptr) {}
-  ~StageProfile() {
-    if (!on_ || tokens_ == 0) return;
-    static const char* kNames[] = {"embed",    "layernorm",   "gemm_qkv",     "attention",
-                                   "gemm_out", "gemm_ffn_in", "gemm_ffn_out", "pool"};
-    double total = 0;
-    for (double t : seconds_) total += t;
-    std::fprintf(stderr, "[profile] %zu tokens, %.3f s, %.0f tok/s\n", tokens_, total,
-                 static_cast<double>(tokens_) / total);
-    for (int i = 0; i < kNumStages; ++i) {
-      std::fprintf(stderr, "[profile]   %-13s %8.3f s %5.1f%%\n", kNames[i], seconds_[i],
-                   100.0 * seconds_[i] / total);
-    }
-  }
-  void Tokens(size_t n) { tokens_ += n; }
-  void Start() {
-    if (on_) t0_ = std::chrono::steady_clock::now();
-  }
-  void Stop(Stage s) {
-    if (!on_) return;
-    const auto t1 = std::chrono::steady_clock::now();
-    seconds_[s] += std::chrono::duration<double>(t1 - t0_).count();
-    t0_ = t1;
-  }
-
- private:
-  bool on_;
-  size_t tokens_ = 0;
-  std::chrono::steady_clock::time_point t0_;
-  std::array<double, kNumStages> seconds_{};
-};
-
-template <typename T>
-class AlignedBuffer {
- public:
-  AlignedBuffer() = default;
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  ~AlignedBuffer() { std::free(data_); }
-  void Resize(size_t n) {
-    if (n <= size_) return;
-    std::free(data_);
-    const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    ES_CHECK(data_ != nullptr);
-    std::memset(data_, 0, bytes);
-    size_ = n;
-  }
-  T* data() { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  T* data_ = nullptr;
-  size_t size_ = 0;
-};
-
 class CpuBackend final : public EncoderBackend {
  public:
   CpuBackend(const ModelConfig& config, std::shared_ptr<const BertWeights> weights,
@@ -122,17 +35,19 @@ class CpuBackend final : public EncoderBackend {
         weights_(std::move(weights)),
         precision_(precision),
         engine_(dnnl::engine::kind::cpu, 0),
-        stream_(engine_) {
-    const int64_t H = config_.hidden_size;
-    const int64_t F = config_.intermediate_size;
-    shapes_[kQkv] = {H, 3 * H};
-    shapes_[kAttnOut] = {H, H};
-    shapes_[kFfnIn] = {H, F};
-    shapes_[kFfnOut] = {F, H};
+        stream_(engine_),
+        shapes_(LayerShapes(config)),
+        primitives_(engine_, [this](Op op, int64_t rows) {
+          return MakePrimitiveDesc(op, rows, &weight_md_[op]);
+        }) {
     // Pick each op's weight layout once and reorder every layer's weights to it.
     for (int op = 0; op < kNumOps; ++op) {
       auto pd = MakePrimitiveDesc(static_cast<Op>(op), kReferenceRows, nullptr);
       weight_md_[op] = pd.weights_desc();
+      if (op == kFfnIn) {
+        kernel_ = std::string("oneDNN matmul ") + PrecisionName(precision_) + " (" +
+                  pd.impl_info_str() + "), bias/GELU/residual fused; own LayerNorm, attention";
+      }
     }
     for (const BertLayerWeights& L : weights_->layers) {
       LayerMem m;
@@ -150,6 +65,7 @@ class CpuBackend final : public EncoderBackend {
 
   const char* name() const override { return "cpu-onednn"; }
   Precision precision() const override { return precision_; }
+  std::string kernel() const override { return kernel_; }
 
   void Encode(const PackedBatch& batch, float* out) override {
     const auto T = static_cast<int64_t>(batch.num_tokens());
@@ -161,7 +77,7 @@ class CpuBackend final : public EncoderBackend {
     Reserve(M);
     prof_.Tokens(static_cast<size_t>(T));
     prof_.Start();
-    Embed(batch);
+    EmbedTokens(*weights_, batch, x_.data());
     // Rows past T stay zero in the inputs so every GEMM sees finite values.
     std::memset(x_.data() + T * H, 0, static_cast<size_t>((M - T) * H) * sizeof(float));
     prof_.Stop(StageProfile::kEmbed);
@@ -205,15 +121,12 @@ class CpuBackend final : public EncoderBackend {
     std::array<dnnl::memory, kNumOps> w;
     std::array<dnnl::memory, kNumOps> b;
   };
-  struct Shape {
-    int64_t k = 0, n = 0;
-  };
 
   dt ActType() const { return precision_ == Precision::kBF16 ? dt::bf16 : dt::f32; }
 
   dnnl::matmul::primitive_desc MakePrimitiveDesc(Op op, int64_t rows,
                                                  const dnnl::memory::desc* weights) const {
-    const Shape s = shapes_[op];
+    const GemmShape s = shapes_[op];
     dnnl::memory::desc src({rows, s.k}, ActType(), tag::ab);
     dnnl::memory::desc wei =
         weights != nullptr ? *weights : dnnl::memory::desc({s.k, s.n}, ActType(), tag::any);
@@ -231,7 +144,7 @@ class CpuBackend final : public EncoderBackend {
   }
 
   dnnl::memory PrepareWeights(Op op, const std::vector<float>& w_out_in) {
-    const Shape s = shapes_[op];
+    const GemmShape s = shapes_[op];
     // PyTorch stores [N, K]; as a [K, N] matrix that is the 'ba' layout.
     dnnl::memory::desc src_md({s.k, s.n}, dt::f32, tag::ba);
     dnnl::memory src(src_md, engine_, const_cast<float*>(w_out_in.data()));
@@ -248,29 +161,17 @@ class CpuBackend final : public EncoderBackend {
     return mem;
   }
 
-  const dnnl::matmul& Primitive(Op op, int64_t rows) {
-    auto key = std::make_pair(static_cast<int>(op), rows);
-    auto it = primitives_.find(key);
-    if (it != primitives_.end()) return it->second;
-    auto pd = MakePrimitiveDesc(op, rows, &weight_md_[op]);
-    const size_t scratch = pd.scratchpad_desc().get_size();
-    if (scratch > scratchpad_.size()) scratchpad_.Resize(scratch);
-    return primitives_.emplace(key, dnnl::matmul(pd)).first->second;
-  }
-
   void Run(Op op, int64_t rows, const LayerMem& m, void* src, void* dst) {
-    const dnnl::matmul& prim = Primitive(op, rows);
-    const Shape s = shapes_[op];
+    const dnnl::matmul& prim = primitives_.Get(op, rows);
+    const GemmShape s = shapes_[op];
     const dt dst_type = (op == kFfnIn) ? ActType() : dt::f32;
     dnnl::memory src_mem({{rows, s.k}, ActType(), tag::ab}, engine_, src);
     dnnl::memory dst_mem({{rows, s.n}, dst_type, tag::ab}, engine_, dst);
-    dnnl::memory scratch_mem({{static_cast<int64_t>(scratchpad_.size())}, dt::u8, tag::a}, engine_,
-                             scratchpad_.data());
     prim.execute(stream_, {{DNNL_ARG_SRC, src_mem},
                            {DNNL_ARG_WEIGHTS, m.w[op]},
                            {DNNL_ARG_BIAS, m.b[op]},
                            {DNNL_ARG_DST, dst_mem},
-                           {DNNL_ARG_SCRATCHPAD, scratch_mem}});
+                           {DNNL_ARG_SCRATCHPAD, primitives_.Scratchpad()}});
     stream_.wait();
   }
 
@@ -290,37 +191,16 @@ class CpuBackend final : public EncoderBackend {
     }
   }
 
-  // x = word + position + token type 0, row by row.
-  void Embed(const PackedBatch& batch) {
-    const auto H = static_cast<size_t>(config_.hidden_size);
-    const BertWeights& w = *weights_;
-    const auto n = static_cast<int64_t>(batch.num_sequences());
-    float* x = x_.data();
-#pragma omp parallel for schedule(static) if (n > 4)
-    for (int64_t si = 0; si < n; ++si) {
-      const auto s = static_cast<size_t>(si);
-      const auto begin = static_cast<size_t>(batch.offsets[s]);
-      for (size_t p = 0; p < batch.length(s); ++p) {
-        const auto id = static_cast<size_t>(batch.token_ids[begin + p]);
-        const float* we = w.word_embeddings.data() + id * H;
-        const float* pe = w.position_embeddings.data() + p * H;
-        const float* te = w.token_type0.data();
-        float* row = x + (begin + p) * H;
-        for (size_t c = 0; c < H; ++c) row[c] = we[c] + pe[c] + te[c];
-      }
-    }
-  }
-
   ModelConfig config_;
   std::shared_ptr<const BertWeights> weights_;
   Precision precision_;
+  std::string kernel_;
   dnnl::engine engine_;
   dnnl::stream stream_;
-  std::array<Shape, kNumOps> shapes_;
+  std::array<GemmShape, kNumOps> shapes_;
   std::array<dnnl::memory::desc, kNumOps> weight_md_;
   std::vector<LayerMem> layers_;
-  std::map<std::pair<int, int64_t>, dnnl::matmul> primitives_;
-  AlignedBuffer<unsigned char> scratchpad_;
+  MatmulCache primitives_;
   AlignedBuffer<float> x_, qkv_, ctx_, ff_;
   AlignedBuffer<uint16_t> xb_, ctxb_, ffb_;
   StageProfile prof_;

@@ -15,7 +15,9 @@
 
 namespace embedstream::model {
 
-enum class Precision { kF32, kBF16 };
+// kAuto is resolved by SentenceEncoder::Load (the fastest precision that
+// meets the accuracy target on this CPU); a backend never sees it.
+enum class Precision { kF32, kBF16, kInt8, kAuto };
 const char* PrecisionName(Precision p);
 Result<Precision> ParsePrecision(const std::string& s);
 
@@ -24,6 +26,8 @@ class EncoderBackend {
   virtual ~EncoderBackend() = default;
   virtual const char* name() const = 0;
   virtual Precision precision() const = 0;
+  // The compute kernel in words (model info, the start-up log).
+  virtual std::string kernel() const { return name(); }
   // Writes batch.num_sequences() rows of config.hidden_size floats to `out`:
   // pooled (and normalised when the model has a Normalize module).
   virtual void Encode(const PackedBatch& batch, float* out) = 0;
@@ -38,5 +42,12 @@ std::unique_ptr<EncoderBackend> MakeReferenceBackend(const ModelConfig& config,
 Result<std::unique_ptr<EncoderBackend>> MakeCpuBackend(const ModelConfig& config,
                                                        std::shared_ptr<const BertWeights> weights,
                                                        Precision precision);
+
+// oneDNN int8 backend (cpu_int8_backend.cc): dynamic per-token activations,
+// per-channel weights, smoothed by the column ranges `calibration` shows
+// (empty: not smoothed).
+Result<std::unique_ptr<EncoderBackend>> MakeCpuInt8Backend(
+    const ModelConfig& config, std::shared_ptr<const BertWeights> weights,
+    const PackedBatch& calibration);
 
 }  // namespace embedstream::model

@@ -9,38 +9,10 @@
 #include <vector>
 
 #include "core/multiversion.h"
-
-// Helpers are forced inline so each clone gets its own ISA's copy.
-#define ES_INLINE inline __attribute__((always_inline))
+#include "model/simd_math.h"
 
 namespace embedstream::model::kernels {
 namespace {
-
-// exp(x) for x <= 0-ish ranges used by softmax: Cody-Waite reduction and a
-// degree-6 polynomial, relative error < 2e-7, branch-free so it vectorises.
-ES_INLINE float ExpFast(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  // n = round(x / ln2) via the 1.5 * 2^23 trick: no call, no branch.
-  const float shifter = 12582912.0f;
-  const float t = x * 1.44269504088896341f + shifter;
-  const float n = t - shifter;
-  const float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t ti;
-  std::memcpy(&ti, &t, sizeof(ti));
-  // The low mantissa bits of t hold n (two's complement around 2^22).
-  const int32_t bits = ((ti - 0x4B400000) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
 
 ES_INLINE uint16_t ToBF16(float f) {
   uint32_t bits;

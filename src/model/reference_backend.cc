@@ -59,12 +59,26 @@ class ReferenceBackend final : public EncoderBackend {
 
 }  // namespace
 
-const char* PrecisionName(Precision p) { return p == Precision::kBF16 ? "bf16" : "f32"; }
+const char* PrecisionName(Precision p) {
+  switch (p) {
+    case Precision::kF32:
+      return "f32";
+    case Precision::kBF16:
+      return "bf16";
+    case Precision::kInt8:
+      return "int8";
+    case Precision::kAuto:
+      return "auto";
+  }
+  return "?";
+}
 
 Result<Precision> ParsePrecision(const std::string& s) {
   if (s == "f32" || s == "fp32" || s == "float32") return Precision::kF32;
   if (s == "bf16" || s == "bfloat16") return Precision::kBF16;
-  return Error(errc::invalid_argument, "precision '" + s + "' (expected f32 or bf16)");
+  if (s == "int8" || s == "i8") return Precision::kInt8;
+  if (s == "auto") return Precision::kAuto;
+  return Error(errc::invalid_argument, "precision '" + s + "' (expected f32, bf16, int8 or auto)");
 }
 
 std::unique_ptr<EncoderBackend> MakeReferenceBackend(const ModelConfig& config,

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "core/check.h"
@@ -12,6 +14,87 @@
 #include "model/bert_weights.h"
 
 namespace embedstream::model {
+namespace {
+
+// Seconds per pass of `backend` over a probe batch (best of a few passes).
+double TimeProbe(EncoderBackend& backend, const PackedBatch& probe, size_t dim) {
+  std::vector<float> out(probe.num_sequences() * dim);
+  backend.Encode(probe, out.data());  // warm-up: primitives, caches
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    backend.Encode(probe, out.data());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Text the int8 encoder calibrates its smoothing on (cpu_int8_backend.cc):
+// BERT's outlier columns are the model's, the same for any text, so a few
+// varied sentences of our own find them.
+constexpr const char* kCalibrationTexts[] = {
+    "The order shipped on Tuesday, two days later than the customer was promised.",
+    "How do I reset my password if I no longer have access to the old e-mail address?",
+    "Kafka keeps every partition in order; a consumer group splits the partitions among its "
+    "members, and each commits the offsets it has processed.",
+    "Fresh basil, 3 tomatoes, olive oil (extra virgin) and a pinch of salt: that's all!",
+    "ERROR 2024-03-01 12:00:07 connection refused by 10.0.0.12:5432 after 3 retries",
+    "She said, \"I'll be there at 7 p.m.\" -- but nobody believed her.",
+    "Quarterly revenue rose 12% to $4.2 billion, beating analysts' estimates.",
+    "def add(a, b): return a + b  # adds two numbers",
+    "The museum opens at nine; tickets cost eight euros for adults and nothing for children.",
+    "Wireless noise-cancelling headphones, black, 30-hour battery, USB-C charging.",
+    "Patients with a history of asthma should consult a doctor before taking this medicine.",
+    "I loved it. Would buy again!!! 5 stars",
+};
+
+PackedBatch CalibrationBatch(const text::BertTokenizer& tokenizer, size_t max_seq_length) {
+  PackedBatch batch;
+  for (const char* text : kCalibrationTexts) batch.Add(tokenizer.Encode(text, max_seq_length));
+  return batch;
+}
+
+}  // namespace
+
+// kInt8 measures as accurate as the tests demand on every CPU (tests/unit
+// model int8 parity, the retrieval agreement test); auto takes it where it
+// is at least kAutoMinSpeedup times f32 on this CPU, timed at load on a probe
+// batch of 4 x 128 tokens.
+constexpr double kAutoMinSpeedup = 1.3;
+
+Result<std::unique_ptr<EncoderBackend>> SentenceEncoder::ChooseFastest(
+    const ModelConfig& config, std::shared_ptr<const BertWeights> weights,
+    const PackedBatch& calibration, std::string* why) {
+  auto f32 = MakeCpuBackend(config, weights, Precision::kF32);
+  if (!f32) return f32.error();
+  auto int8 = MakeCpuInt8Backend(config, weights, calibration);
+  if (!int8) {
+    *why = "f32 (int8 unavailable: " + int8.error().message + ")";
+    return f32;
+  }
+  PackedBatch probe;
+  const auto len = static_cast<size_t>(std::min<int64_t>(128, config.max_seq_length));
+  std::vector<int32_t> ids(len);
+  for (size_t i = 0; i < len; ++i) ids[i] = static_cast<int32_t>(1000 + (i * 37) % 20000);
+  ids.front() = 101;
+  ids.back() = 102;
+  for (int s = 0; s < 4; ++s) probe.Add(ids);
+  const auto dim = static_cast<size_t>(config.hidden_size);
+  const double t_f32 = TimeProbe(**f32, probe, dim);
+  const double t_int8 = TimeProbe(**int8, probe, dim);
+  const double speedup = t_f32 / t_int8;
+  char buf[160];
+  std::snprintf(buf, sizeof(buf),
+                "int8 ran %.2fx f32 on a %zu-token probe (needs %.1fx): ", speedup,
+                probe.num_tokens(), kAutoMinSpeedup);
+  if (speedup >= kAutoMinSpeedup) {
+    *why = std::string(buf) + "int8";
+    return int8;
+  }
+  *why = std::string(buf) + "f32";
+  return f32;
+}
 
 Result<std::unique_ptr<SentenceEncoder>> SentenceEncoder::Load(
     const std::filesystem::path& model_dir, const EncoderOptions& options) {
@@ -53,7 +136,22 @@ Result<std::unique_ptr<SentenceEncoder>> SentenceEncoder::Load(
 
   std::unique_ptr<EncoderBackend> backend;
   if (options.backend == BackendKind::kReference) {
+    if (options.precision != Precision::kF32) {
+      return Error(errc::invalid_argument,
+                   std::string("the reference backend computes in f32 only, not ") +
+                       PrecisionName(options.precision));
+    }
     backend = MakeReferenceBackend(*config, shared);
+  } else if (options.precision == Precision::kAuto) {
+    auto chosen = ChooseFastest(*config, shared, CalibrationBatch(*tokenizer, info.max_seq_length),
+                                &info.auto_choice);
+    if (!chosen) return chosen.error();
+    backend = std::move(*chosen);
+  } else if (options.precision == Precision::kInt8) {
+    auto cpu =
+        MakeCpuInt8Backend(*config, shared, CalibrationBatch(*tokenizer, info.max_seq_length));
+    if (!cpu) return cpu.error();
+    backend = std::move(*cpu);
   } else {
     auto cpu = MakeCpuBackend(*config, shared, options.precision);
     if (!cpu && options.precision == Precision::kBF16 && options.allow_precision_fallback) {
@@ -65,12 +163,15 @@ Result<std::unique_ptr<SentenceEncoder>> SentenceEncoder::Load(
   }
   info.backend = backend->name();
   info.precision = backend->precision();
+  info.kernel = backend->kernel();
   log->info(
       "model {} loaded from {}: {} layers, hidden {}, {} heads, max_seq_length {}, "
-      "backend {} {}, {} threads",
+      "backend {} {} (requested {}), {} threads",
       info.model_name, model_dir.string(), config->num_layers, config->hidden_size,
       config->num_heads, config->max_seq_length, info.backend, PrecisionName(info.precision),
-      threads);
+      PrecisionName(info.requested_precision), threads);
+  log->info("encoder kernel: {}; CPU: {}", info.kernel, info.cpu_features);
+  if (!info.auto_choice.empty()) log->info("precision auto: {}", info.auto_choice);
   return std::unique_ptr<SentenceEncoder>(new SentenceEncoder(
       std::move(*config), std::move(*tokenizer), std::move(backend), std::move(info)));
 }

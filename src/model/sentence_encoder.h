@@ -45,6 +45,8 @@ struct EncoderInfo {
   std::string backend;
   Precision precision = Precision::kF32;
   Precision requested_precision = Precision::kF32;
+  std::string kernel;       // the backend's compute kernel in words
+  std::string auto_choice;  // precision auto: what was measured and chosen
   int threads = 0;
   size_t max_seq_length = 0;
   size_t batch_tokens_max = 0;
@@ -73,6 +75,12 @@ class SentenceEncoder {
   void EmbedBatch(const PackedBatch& batch, float* out);
 
  private:
+  // precision auto: f32 and int8 timed on a probe batch; the faster by the
+  // margin wins (see sentence_encoder.cc). `why` says what was measured.
+  static Result<std::unique_ptr<EncoderBackend>> ChooseFastest(
+      const ModelConfig& config, std::shared_ptr<const BertWeights> weights,
+      const PackedBatch& calibration, std::string* why);
+
   SentenceEncoder(ModelConfig config, text::BertTokenizer tokenizer,
                   std::unique_ptr<EncoderBackend> backend, EncoderInfo info);
 

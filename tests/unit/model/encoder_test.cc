@@ -107,23 +107,17 @@ TEST_F(EncoderTest, OutputIsNormalisedAndFinite) {
   }
 }
 
-TEST_F(EncoderTest, RepeatedRunsAreBitIdentical) {
-  const auto a = EmbedAll(*fast_, Texts());
-  const auto b = EmbedAll(*fast_, Texts());
-  EXPECT_EQ(a, b);
-}
-
-TEST_F(EncoderTest, BatchCompositionDoesNotChangeAVector) {
-  const size_t D = fast_->dim();
+// The same text at different positions among 40 others of varied lengths
+// (different row counts, offsets and GEMM shapes) gets the vector it gets
+// alone, within `tolerance`.
+void ExpectBatchInvariant(SentenceEncoder& enc, float tolerance) {
+  const size_t D = enc.dim();
   const std::string probe = "The quick brown fox jumps over the lazy dog.";
-  const auto probe_ids = fast_->Tokenize(probe);
+  const auto probe_ids = enc.Tokenize(probe);
   PackedBatch alone;
   alone.Add(probe_ids);
   std::vector<float> v_alone(D);
-  fast_->EmbedBatch(alone, v_alone.data());
-
-  // The same text at different positions among 40 others of varied lengths
-  // (different row counts, offsets and GEMM shapes).
+  enc.EmbedBatch(alone, v_alone.data());
   for (size_t position : {0u, 17u, 40u}) {
     PackedBatch mixed;
     size_t probe_index = 0;
@@ -134,15 +128,64 @@ TEST_F(EncoderTest, BatchCompositionDoesNotChangeAVector) {
       } else {
         std::string filler;
         for (size_t w = 0; w < (i * 7) % 60 + 1; ++w) filler += "word" + std::to_string(w) + " ";
-        mixed.Add(fast_->Tokenize(filler));
+        mixed.Add(enc.Tokenize(filler));
       }
     }
     std::vector<float> out(mixed.num_sequences() * D);
-    fast_->EmbedBatch(mixed, out.data());
+    enc.EmbedBatch(mixed, out.data());
     for (size_t d = 0; d < D; ++d) {
-      ASSERT_NEAR(out[probe_index * D + d], v_alone[d], 1e-6) << "position " << position;
+      ASSERT_NEAR(out[probe_index * D + d], v_alone[d], tolerance) << "position " << position;
     }
   }
+}
+
+TEST_F(EncoderTest, RepeatedRunsAreBitIdentical) {
+  const auto a = EmbedAll(*fast_, Texts());
+  const auto b = EmbedAll(*fast_, Texts());
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(EncoderTest, BatchCompositionDoesNotChangeAVector) { ExpectBatchInvariant(*fast_, 1e-6f); }
+
+// int8: activations are quantized per token and integer GEMMs are exact, so
+// a vector does not depend on its batch at all, and runs repeat bit for bit.
+TEST_F(EncoderTest, Int8IsDeterministicBatchInvariantAndCloseToF32) {
+  EncoderOptions opt;
+  opt.precision = Precision::kInt8;
+  auto int8 = LoadOrDie(opt);
+  ASSERT_NE(int8, nullptr);
+  EXPECT_EQ(int8->info().precision, Precision::kInt8);
+  EXPECT_NE(int8->info().kernel.find("u8 x s8"), std::string::npos) << int8->info().kernel;
+  const auto a = EmbedAll(*int8, Texts());
+  EXPECT_EQ(a, EmbedAll(*int8, Texts()));
+  ExpectBatchInvariant(*int8, 0.0f);
+  const auto ref = EmbedAll(*reference_, Texts());
+  const size_t D = int8->dim();
+  for (size_t i = 0; i < Texts().size(); ++i) {
+    double ss = 0;
+    for (size_t d = 0; d < D; ++d) ss += static_cast<double>(a[i * D + d]) * a[i * D + d];
+    EXPECT_NEAR(ss, 1.0, 1e-5) << "text " << i;
+    EXPECT_GE(Cosine(&a[i * D], &ref[i * D], D), 0.98) << "text " << i;
+  }
+}
+
+TEST_F(EncoderTest, Int8AutoChoosesByMeasuredSpeedAndSaysWhy) {
+  EncoderOptions opt;
+  opt.precision = Precision::kAuto;
+  auto enc = LoadOrDie(opt);
+  ASSERT_NE(enc, nullptr);
+  const EncoderInfo& i = enc->info();
+  EXPECT_EQ(i.requested_precision, Precision::kAuto);
+  ASSERT_TRUE(i.precision == Precision::kInt8 || i.precision == Precision::kF32);
+  EXPECT_NE(i.auto_choice.find("x f32 on a 512-token probe"), std::string::npos) << i.auto_choice;
+  EXPECT_NE(i.auto_choice.find(std::string(": ") + PrecisionName(i.precision)), std::string::npos)
+      << i.auto_choice;
+  EncoderOptions ref;
+  ref.backend = BackendKind::kReference;
+  ref.precision = Precision::kInt8;
+  auto refused = SentenceEncoder::Load(ModelDir(), ref);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, errc::invalid_argument);
 }
 
 TEST_F(EncoderTest, Bf16IsCloseToF32OrFallsBackCleanly) {
