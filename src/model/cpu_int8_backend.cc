@@ -11,7 +11,8 @@
 // outliers move into the weights (BERT's outlier columns belong to the
 // model, not the text). Activations: asymmetric per token, 8-bit with VNNI
 // or AMX. Without VNNI (AVX2, AVX-512 core) the int8 instruction adds two
-// u8 x s8 products in 16 bits with saturation, so activations keep 7 bits
+// u8 x s8 products in 16 bits with saturation (checked at load with the
+// largest products, Int8GemmSaturates), so activations keep 7 bits
 // (2 * 127 * 127 < 2^15); measured on the parity set and the retrieval
 // corpus, that beats 7-bit weights with 8-bit activations.
 
@@ -19,6 +20,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
@@ -46,13 +48,30 @@ constexpr int kWeightQmax = 127;
 // still in cache (measured: 1024 rows ~5% faster than one call for 8192).
 constexpr int64_t kBlockRows = 1024;
 
-// oneDNN's dispatch ISA: VNNI (or AMX) adds u8 x s8 products in 32 bits.
-bool IsaHasVnni(dnnl::cpu_isa isa) {
-  // The ISA values are bit sets: each level adds its bits to the one below.
-  const auto bits = static_cast<unsigned>(isa);
-  const unsigned avx512_vnni = dnnl_cpu_isa_avx512_core_vnni & ~dnnl_cpu_isa_avx512_core;
-  const unsigned avx2_vnni = dnnl_cpu_isa_avx2_vnni & ~dnnl_cpu_isa_avx2;
-  return (bits & (avx512_vnni | avx2_vnni)) != 0;
+// Whether oneDNN's u8 x s8 -> s32 matmul on this CPU saturates: without
+// VNNI it adds pairs of products in 16 bits (vpmaddubsw). Checked, not
+// inferred from the ISA name: the largest products (255 x 127) on the
+// encoder's own shape, at a small and a large row count (oneDNN may pick a
+// different kernel for each), must sum exactly.
+bool Int8GemmSaturates(const dnnl::engine& engine, dnnl::stream& stream, GemmShape s) {
+  for (const int64_t rows : {int64_t{8}, kReferenceRows}) {
+    dnnl::memory::desc src_md({rows, s.k}, dt::u8, tag::ab);
+    dnnl::memory::desc wei_md({s.k, s.n}, dt::s8, tag::ab);
+    dnnl::memory::desc dst_md({rows, s.n}, dt::s32, tag::ab);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md), engine);
+    dnnl::memory src(src_md, engine), wei(wei_md, engine), dst(dst_md, engine);
+    std::memset(src.get_data_handle(), 255, src_md.get_size());
+    std::memset(wei.get_data_handle(), 127, wei_md.get_size());
+    dnnl::matmul(pd).execute(stream,
+                             {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+    stream.wait();
+    const auto* out = static_cast<const int32_t*>(dst.get_data_handle());
+    const int64_t exact = s.k * 255 * 127;
+    for (int64_t i = 0; i < rows * s.n; ++i) {
+      if (out[i] != exact) return true;
+    }
+  }
+  return false;
 }
 
 class CpuInt8Backend final : public EncoderBackend {
@@ -67,7 +86,7 @@ class CpuInt8Backend final : public EncoderBackend {
         primitives_(engine_, [this](Op op, int64_t rows) {
           return MakePrimitiveDesc(op, rows, &weight_md_[op]);
         }) {
-    vnni_ = IsaHasVnni(dnnl::get_effective_cpu_isa());
+    vnni_ = !Int8GemmSaturates(engine_, stream_, shapes_[kFfnIn]);
     act_qmax_ = vnni_ ? 255 : 127;
     for (int op = 0; op < kNumOps; ++op) {
       weight_md_[op] =
@@ -84,8 +103,8 @@ class CpuInt8Backend final : public EncoderBackend {
               MakePrimitiveDesc(kFfnIn, kReferenceRows, &weight_md_[kFfnIn]).impl_info_str() +
               "), " +
               (vnni_ ? "8-bit weights per channel, 8-bit activations per token"
-                     : "8-bit weights per channel, 7-bit activations per token (no VNNI: 8 x 8 "
-                       "bits would saturate)") +
+                     : "8-bit weights per channel, 7-bit activations per token (this CPU's int8 "
+                       "GEMM saturates 8 x 8-bit product pairs: no VNNI)") +
               ", smoothed (" + (calibration.num_tokens() > 0 ? "calibrated" : "not calibrated") +
               "); f32: embeddings, LayerNorm, attention, pooling";
   }
