@@ -406,10 +406,12 @@ bool Runtime::Add(Record&& r, std::optional<Rejection> error) {
   // and a batch over the token budget only when one document alone is.
   const std::string id = parts.front().id;
   const bool ok = !error;
+  bool flushed = false;  // the caller then checks the encoder's queue (backpressure)
   if (building_ && !building_->records.empty() &&
       ((ok && building_->ids.count(id) != 0) ||
        building_->token_count + tokens > options_.batch_max_tokens)) {
     Flush();
+    flushed = true;
   }
   for (size_t i = 0; i < parts.size(); ++i) {
     AddPart(std::move(parts[i]), i == 0 ? std::move(error) : std::nullopt, std::move(seqs[i]));
@@ -421,7 +423,7 @@ bool Runtime::Add(Record&& r, std::optional<Rejection> error) {
     Flush();
     return true;
   }
-  return false;
+  return flushed;
 }
 
 void Runtime::AddPart(Record&& r, std::optional<Rejection> error, std::vector<int32_t> tokens) {

@@ -576,6 +576,37 @@ TEST(Runtime, TheEncoderEmbedsTheNextBatchWhileTheSinksWriteThisOne) {
   EXPECT_EQ(source.acked(), Ids(4));
 }
 
+// Backpressure: with the encoder busy, intake cuts at most the batch the
+// encoder waits for (max_queued_batches 1) and the one in hand; the rest stays
+// in the source. (A batch cut because the next record would not fit must
+// count as a cut, or intake would read everything ahead.)
+TEST(Runtime, IntakeStopsReadingWhileTheEncodersQueueIsFull) {
+  FakeSource source(false);
+  FakeEmbedder embedder;
+  std::atomic<bool> embedding{false}, release{false};
+  embedder.on_embed = [&](size_t) {
+    embedding = true;
+    while (!release) std::this_thread::sleep_for(1ms);
+  };
+  FakeSink sink("s");
+  // 3 tokens each, a budget of 8: a batch is cut because the third would not fit.
+  Runtime rt(source, &embedder, {&sink}, FastOptions());
+  std::atomic<bool> stop{false};
+  std::thread run([&] { rt.Run(stop); });
+  std::vector<Record> rs;
+  for (const Record& r : Records(200)) rs.push_back(Make(r.id, "a b c"));
+  source.Offer(std::move(rs));
+  ASSERT_TRUE(WaitFor([&] { return embedding.load(); }));
+  std::this_thread::sleep_for(100ms);
+  // One batch in the encoder, one queued, one in hand (and the record that cut it).
+  EXPECT_LE(rt.stats().read.load(), 7u);
+  release = true;
+  ASSERT_TRUE(WaitFor([&] { return source.acked().size() == 200; }));
+  stop = true;
+  run.join();
+  EXPECT_EQ(source.acked(), Ids(200));
+}
+
 TEST(Runtime, ADeadLetterTheSourceCannotWriteIsRetriedNotDropped) {
   FakeSource source;
   source.OfferBad(Make("bad"), Rejection{"invalid_utf8", "decode", "", 1});
