@@ -201,30 +201,13 @@ class CpuInt8Backend final : public EncoderBackend {
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, engine_);
   }
 
-  static const std::vector<float>& Weights(const BertLayerWeights& L, Op op) {
-    switch (op) {
-      case kQkv:
-        return L.qkv_w;
-      case kAttnOut:
-        return L.attn_out_w;
-      case kFfnIn:
-        return L.ffn_in_w;
-      default:
-        return L.ffn_out_w;
-    }
-  }
-  static const std::vector<float>& Bias(const BertLayerWeights& L, Op op) {
-    switch (op) {
-      case kQkv:
-        return L.qkv_b;
-      case kAttnOut:
-        return L.attn_out_b;
-      case kFfnIn:
-        return L.ffn_in_b;
-      default:
-        return L.ffn_out_b;
-    }
-  }
+  // Each op's weights [N, K] and bias in a layer.
+  static constexpr std::array<std::vector<float> BertLayerWeights::*, kNumOps> kWeights = {
+      &BertLayerWeights::qkv_w, &BertLayerWeights::attn_out_w, &BertLayerWeights::ffn_in_w,
+      &BertLayerWeights::ffn_out_w};
+  static constexpr std::array<std::vector<float> BertLayerWeights::*, kNumOps> kBias = {
+      &BertLayerWeights::qkv_b, &BertLayerWeights::attn_out_b, &BertLayerWeights::ffn_in_b,
+      &BertLayerWeights::ffn_out_b};
 
   // Quantizes layer l's weights of `op`, their columns multiplied by
   // `smooth` first when given (the input's columns are divided by it).
@@ -234,7 +217,7 @@ class CpuInt8Backend final : public EncoderBackend {
     const auto k = static_cast<size_t>(s.k);
     const BertLayerWeights& L = weights_->layers[l];
     std::vector<float> folded;
-    const float* w = Weights(L, op).data();
+    const float* w = (L.*kWeights[op]).data();
     OpMem& o = layers_[l].op[op];
     if (smooth != nullptr) {
       folded.assign(w, w + n * k);
@@ -254,7 +237,7 @@ class CpuInt8Backend final : public EncoderBackend {
     stream_.wait();
     o.scale = std::move(q.scale);
     o.col_sum = std::move(q.col_sum);
-    o.bias = Bias(L, op);
+    o.bias = L.*kBias[op];
   }
 
   // While calibrating: the column ranges of layer l's `op` input.
@@ -278,8 +261,8 @@ class CpuInt8Backend final : public EncoderBackend {
         OpMem& o = layers_[l].op[op];
         const GemmShape s = shapes_[op];
         const std::vector<float> smooth = kernels::SmoothingFactors(
-            o.absmax, Weights(weights_->layers[l], static_cast<Op>(op)).data(),
-            static_cast<size_t>(s.n), static_cast<size_t>(s.k), kSmoothAlpha);
+            o.absmax, (weights_->layers[l].*kWeights[op]).data(), static_cast<size_t>(s.n),
+            static_cast<size_t>(s.k), kSmoothAlpha);
         o.absmax.clear();
         Prepare(l, static_cast<Op>(op), &smooth);
       }
@@ -339,7 +322,7 @@ class CpuInt8Backend final : public EncoderBackend {
     x_.Resize(r * H);
     qkv_.Resize(r * 3 * H);
     ctx_.Resize(r * H);
-    ff_.Resize(r * F);
+    if (calibrating_) ff_.Resize(r * F);  // the GELU output in f32: calibration only
     acc_.Resize(static_cast<size_t>(std::min(rows, kBlockRows)) * std::max(3 * H, F));
     xq_.Resize(r * H);
     ctxq_.Resize(r * H);
