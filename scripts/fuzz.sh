@@ -8,7 +8,8 @@
 #
 #   TARGET       fuzz_http_request fuzz_message_body fuzz_search_body
 #                fuzz_kafka_record fuzz_tokenizer fuzz_serve_config
-#                fuzz_safetensors (the fuzz_ prefix may be left out); default all
+#                fuzz_safetensors fuzz_redis_reply (the fuzz_ prefix may be
+#                left out); default all
 #   --time S     seconds per target (libFuzzer -max_total_time), default 60
 #   --jobs N     targets fuzzed at the same time, default 1 (each uses one core)
 #   --no-build   run what build/fuzz holds already (no install, configure or build)
@@ -30,7 +31,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ALL_TARGETS=(fuzz_http_request fuzz_message_body fuzz_search_body fuzz_kafka_record
-             fuzz_tokenizer fuzz_serve_config fuzz_safetensors)
+             fuzz_tokenizer fuzz_serve_config fuzz_safetensors fuzz_redis_reply)
 SECONDS_PER_TARGET=60
 PARALLEL=1
 BUILD=1

@@ -108,8 +108,10 @@ void ApiRoutes::Register(server::HttpServer& server) {
   });
   server.Route("GET", "/messages", [this](const HttpRequest& req) { return ListMessages(req); });
   server.Route("GET", "/messages/*", [this](const HttpRequest& req) { return GetMessage(req); });
-  server.Route("DELETE", "/messages/*",
-               [this](const HttpRequest& req) { return DeleteMessage(req); });
+  server.RouteAsync("DELETE", "/messages/*",
+                    [this](const HttpRequest& req, server::Respond respond) {
+                      DeleteMessage(req, std::move(respond));
+                    });
   server.RouteAsync("POST", "/documents", [this](const HttpRequest& req, server::Respond respond) {
     PostDocument(req, std::move(respond));
   });
@@ -144,21 +146,23 @@ void ApiRoutes::Submit(MessageRequest request, std::shared_ptr<server::Respond> 
   // `respond` is shared with the callback; Submit does not call it on refusal.
   const bool queued =
       submit_(std::move(request.message), std::move(request.user_id),
-              [respond, id, chunks](Result<store::PutOutcome> outcome) {
+              [respond, id, chunks, ingest = options_.ingest](Result<store::PutOutcome> outcome) {
                 if (!outcome) {
-                  (*respond)(JsonError(503, "unavailable",
-                                       "the store could not commit the message; retry: " +
-                                           outcome.error().ToString()));
+                  auto r = JsonError(503, "unavailable",
+                                     "the message could not be made durable (" + ingest +
+                                         "); retry: " + outcome.error().ToString());
+                  r.headers.emplace_back("Retry-After", "1");
+                  (*respond)(std::move(r));
                   return;
                 }
                 JsonWriter w;
-                w.BeginObject()
-                    .Key("id")
-                    .String(id)
-                    .Key("status")
-                    .String(store::MessageStatusName(outcome->status))
-                    .Key("created")
-                    .Bool(outcome->created);
+                w.BeginObject().Key("id").String(id).Key("status").String(
+                    store::MessageStatusName(outcome->status));
+                if (ingest == "store") {
+                  w.Key("created").Bool(outcome->created);
+                } else {
+                  w.Key("ingest").String(ingest);
+                }
                 if (chunks) w.Key("chunks").Uint(*chunks);
                 w.EndObject();
                 (*respond)(JsonOk(w.Take(), 202));
@@ -221,24 +225,51 @@ void ApiRoutes::PlanAndSubmit(MessageRequest request, std::shared_ptr<server::Re
   search_cv_.notify_one();
 }
 
-HttpResponse ApiRoutes::DeleteMessage(const HttpRequest& req) {
+void ApiRoutes::DeleteMessage(const HttpRequest& req, server::Respond respond) {
   if (!submit_) {
-    return JsonError(503, "unavailable", "HTTP ingest is not enabled on this server");
+    respond(JsonError(503, "unavailable", "HTTP ingest is not enabled on this server"));
+    return;
   }
   constexpr std::string_view kPrefix = "/messages/";
   const std::string id = req.path.substr(kPrefix.size());
-  if (id.empty()) return JsonError(404, "not_found", "no message id in the path");
+  if (id.empty()) {
+    respond(JsonError(404, "not_found", "no message id in the path"));
+    return;
+  }
   if (id.size() > kMaxIdBytes) {
-    return JsonError(400, "invalid_id", fmt::format("an id is at most {} bytes", kMaxIdBytes));
+    respond(JsonError(400, "invalid_id", fmt::format("an id is at most {} bytes", kMaxIdBytes)));
+    return;
+  }
+  if (options_.delete_message) {
+    auto user = req.query.find("user_id");
+    options_.delete_message(
+        id, user == req.query.end() ? std::string() : user->second,
+        [respond = std::move(respond), id](Status st) {
+          if (!st.ok()) {
+            auto r =
+                JsonError(503, "unavailable",
+                          "the delete could not be made durable; retry: " + st.error().ToString());
+            r.headers.emplace_back("Retry-After", "1");
+            respond(std::move(r));
+            return;
+          }
+          JsonWriter w;
+          w.BeginObject().Key("id").String(id).Key("status").String("deleted").EndObject();
+          respond(JsonOk(w.Take(), 202));
+        });
+    return;
   }
   // Durable before the answer; the outbox takes it to every other sink.
   auto existed = store_.DeleteMessage(id);
-  if (!existed) return JsonError(503, "unavailable", existed.error().ToString());
+  if (!existed) {
+    respond(JsonError(503, "unavailable", existed.error().ToString()));
+    return;
+  }
   if (options_.on_deleted) options_.on_deleted(id);
   JsonWriter w;
   w.BeginObject().Key("id").String(id).Key("status").String("deleted");
   w.Key("existed").Bool(*existed).EndObject();
-  return JsonOk(w.Take(), 202);
+  respond(JsonOk(w.Take(), 202));
 }
 
 HttpResponse ApiRoutes::ListMessages(const HttpRequest& req) {

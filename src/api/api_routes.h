@@ -63,6 +63,15 @@ struct ApiOptions {
   std::function<void(const std::string& id)> on_deleted;
   // POST /documents refused a document as too long (counted in /stats).
   std::function<void()> on_too_long;
+  // ingest.mode kafka: "kafka" (the 202 of POST /messages then says
+  // "ingest":"kafka" instead of "created", which only the store can tell).
+  std::string ingest = "store";
+  // DELETE /messages/{id} through something else than the store (ingest.mode
+  // kafka: a delete record on the input topic): `done` answers the request
+  // (ok -> 202). `user_id` is the request's ?user_id= (may be empty).
+  std::function<void(const std::string& id, const std::string& user_id,
+                     std::function<void(Status)> done)>
+      delete_message;
   // Extra members of GET /status: name -> a function giving a JSON value.
   std::vector<std::pair<std::string, std::function<std::string()>>> extra_status;
 };
@@ -85,7 +94,7 @@ class ApiRoutes {
  private:
   void PostMessage(const server::HttpRequest& req, server::Respond respond);
   void PostDocument(const server::HttpRequest& req, server::Respond respond);
-  server::HttpResponse DeleteMessage(const server::HttpRequest& req);
+  void DeleteMessage(const server::HttpRequest& req, server::Respond respond);
   // On the search thread: how many chunks the text becomes (400 too_long
   // under on_overflow: reject), then Submit (the 202 says the count when
   // `report_chunks`).

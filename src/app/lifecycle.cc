@@ -9,11 +9,11 @@ namespace embedstream::app {
 void Lifecycle::Publish(const char* type, const std::string& id, const std::string& user_id,
                         const std::string& key, std::string data_json) const {
   if (hub_ == nullptr) return;
-  hub_->Publish({.type = type,
-                 .message_id = id,
-                 .user_id = user_id,
-                 .key = key.empty() ? id : key,
-                 .data_json = std::move(data_json)});
+  hub_->PublishEvent({.type = type,
+                      .message_id = id,
+                      .user_id = user_id,
+                      .key = key.empty() ? id : key,
+                      .data_json = std::move(data_json)});
 }
 
 void Lifecycle::Received(const std::string& id, const std::string& user_id,

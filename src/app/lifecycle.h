@@ -15,7 +15,7 @@ class Lifecycle {
  public:
   static constexpr int kStages = 3;  // tokenize, embed, store
 
-  explicit Lifecycle(server::SseHub* hub) : hub_(hub) {}
+  explicit Lifecycle(server::EventPublisher* hub) : hub_(hub) {}
 
   // `key` is the /events?key= filter value (empty: the message id).
   void Received(const std::string& id, const std::string& user_id, const std::string& key) const;
@@ -34,7 +34,7 @@ class Lifecycle {
  private:
   void Publish(const char* type, const std::string& id, const std::string& user_id,
                const std::string& key, std::string data_json) const;
-  server::SseHub* hub_;
+  server::EventPublisher* hub_;
 };
 
 // metadata.user_id when it is a string (the /events?user_id= filter), else "".

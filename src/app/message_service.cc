@@ -8,7 +8,7 @@
 
 namespace embedstream::app {
 
-MessageService::MessageService(store::EmbeddedStore& store, server::SseHub* hub,
+MessageService::MessageService(store::EmbeddedStore& store, server::EventPublisher* hub,
                                MessageServiceOptions options)
     : store_(store), events_(hub), options_(std::move(options)) {
   auto& reg = MetricsRegistry::Global();

@@ -61,7 +61,8 @@ class MessageService {
   using PutCallback = std::function<void(Result<store::PutOutcome>)>;
 
   // `hub` may be null (no events). All references must outlive the service.
-  MessageService(store::EmbeddedStore& store, server::SseHub* hub, MessageServiceOptions options);
+  MessageService(store::EmbeddedStore& store, server::EventPublisher* hub,
+                 MessageServiceOptions options);
   ~MessageService();  // Stop()
   MessageService(const MessageService&) = delete;
   MessageService& operator=(const MessageService&) = delete;

@@ -20,9 +20,10 @@ using pipeline::EncoderEmbedder;  // the SentenceEncoder as the runtime's Embedd
 // Lifecycle events (SSE) of records flowing through a runtime.
 class LifecycleListener : public pipeline::Listener {
  public:
-  LifecycleListener(server::SseHub* hub, std::string model_name, size_t dim, bool completes,
+  LifecycleListener(server::EventPublisher* hub, std::string model_name, size_t dim, bool completes,
                     bool announce_received = true)
       : events_(hub),
+        hub_(hub),
         model_name_(std::move(model_name)),
         dim_(dim),
         completes_(completes),
@@ -32,9 +33,14 @@ class LifecycleListener : public pipeline::Listener {
   void OnEmbedded(const pipeline::Record& r) override;
   void OnStored(const pipeline::Record& r) override;
   void OnRejected(const pipeline::Record& r, const pipeline::Rejection& why) override;
+  // The batch's events durable on the bus before its acks.
+  void OnBatchDone() override {
+    if (hub_ != nullptr) hub_->Flush();
+  }
 
  private:
   Lifecycle events_;
+  server::EventPublisher* hub_;
   const std::string model_name_;
   const size_t dim_;
   const bool completes_;          // false in text mode: the PostgreSQL source completes them

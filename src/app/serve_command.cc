@@ -11,6 +11,8 @@
 #include "api/api_routes.h"
 #include "api/dashboard.h"
 #include "api/qdrant_search.h"
+#include "app/event_bus.h"
+#include "app/kafka_ingest.h"
 #include "app/message_service.h"
 #include "app/postgres_service.h"
 #include "app/qdrant_options.h"
@@ -95,6 +97,15 @@ void ServeCommand::Register(CLI::App& parent) {
                   "Where POST /embeddings/search looks: embedded, postgres or qdrant [embedded]");
   cmd->add_option("--qdrant-url", flags.qdrant_url,
                   "Write Kafka records' vectors into Qdrant at this URL [env: QDRANT_URL]");
+  cmd->add_option("--ingest", flags.ingest_mode,
+                  "Where POST /messages goes: store (the embedded store's outbox) or kafka (the "
+                  "input topic, for many instances behind a load balancer) [store; env "
+                  "EMBEDSTREAM_INGEST_MODE]");
+  cmd->add_option("--events-bus", flags.events_bus,
+                  "How lifecycle events (SSE) reach every instance: local, kafka or redis "
+                  "[local; env EMBEDSTREAM_EVENTS_BUS]");
+  cmd->add_option("--redis-url", flags.redis_url,
+                  "Redis of the events bus: redis://[:password@]host:port[/db] [env REDIS_URL]");
   cmd->add_flag("--print-config", print_config, "Print the effective configuration and exit");
   cmd->footer(
       "Precedence: config file < environment < flags. Without Kafka brokers, serve runs the "
@@ -108,7 +119,9 @@ namespace {
 // Everything one `serve` process runs, in construction order; destroyed in
 // reverse, after Run has stopped the threads in a safe order.
 struct Service {
+  std::unique_ptr<EventBus> bus;  // events.bus kafka | redis; null: local
   std::unique_ptr<server::SseHub> hub;
+  std::unique_ptr<KafkaIngest> kafka_ingest;  // ingest.mode kafka
   std::unique_ptr<store::EmbeddedStore> store;
   std::unique_ptr<MessageService> messages;
   std::atomic<sources::HttpIngestSource*> http_source{nullptr};
@@ -162,9 +175,53 @@ int ServeCommand::Run() {
   RaiseFileLimit();
 
   Service svc;
-  svc.hub = std::make_unique<server::SseHub>(
-      server::SseHubOptions{.ring_capacity = config->sse_ring,
-                            .heartbeat = std::chrono::milliseconds(config->sse_heartbeat_ms)});
+  if (config->events.bus != "local") {
+    EventBusOptions bo;
+    bo.kind = config->events.bus;
+    bo.kafka_brokers = config->kafka.bootstrap_servers;
+    bo.kafka_properties = config->kafka.properties;
+    bo.topic = config->events.topic;
+    bo.redis_url = config->events.redis_url;
+    bo.redis_prefix = config->events.redis_prefix;
+    bo.window = config->sse_ring;
+    auto bus = EventBus::Create(bo);
+    if (!bus) {
+      log->error("{}", bus.error().ToString());
+      return 2;
+    }
+    svc.bus = std::move(*bus);
+  }
+  svc.hub = std::make_unique<server::SseHub>(server::SseHubOptions{
+      .ring_capacity = config->sse_ring,
+      .heartbeat = std::chrono::milliseconds(config->sse_heartbeat_ms),
+      .external_ids = svc.bus != nullptr,
+      .bus_latest =
+          svc.bus ? std::function<uint64_t()>([bus = svc.bus.get()] { return bus->LatestOnBus(); })
+                  : std::function<uint64_t()>()});
+  if (svc.bus) {
+    if (auto st = svc.bus->Start(*svc.hub); !st.ok()) {
+      log->error("events bus: {}", st.error().ToString());
+      return 2;
+    }
+  }
+  // Where lifecycle events go: the bus (every instance's hub), or this hub.
+  server::EventPublisher* events =
+      svc.bus ? static_cast<server::EventPublisher*>(svc.bus.get()) : svc.hub.get();
+  if (config->ingest.kafka()) {
+    KafkaIngestOptions io;
+    io.bootstrap_servers = config->kafka.bootstrap_servers;
+    io.properties = config->kafka.properties;
+    io.topic =
+        config->ingest.topic.empty() ? config->kafka.input_topics.front() : config->ingest.topic;
+    io.timeout_ms = config->ingest.timeout_ms;
+    io.max_pending_bytes = config->store_max_queue_bytes;
+    auto ingest = KafkaIngest::Create(io);
+    if (!ingest) {
+      log->error("ingest: {}", ingest.error().ToString());
+      return 2;
+    }
+    svc.kafka_ingest = std::move(*ingest);
+  }
   if (config->search_backend == "postgres") {
     auto opened = PostgresSearch::Open(*config, encoder_ref);
     if (!opened) {
@@ -191,13 +248,15 @@ int ServeCommand::Run() {
     mo.on_committed = [&svc] {
       if (auto* source = svc.http_source.load()) source->Notify();
     };
-    svc.messages = std::make_unique<MessageService>(*svc.store, svc.hub.get(), std::move(mo));
+    if (!svc.kafka_ingest) {
+      svc.messages = std::make_unique<MessageService>(*svc.store, events, std::move(mo));
+    }
   }
   svc.pipelines = std::make_unique<PipelineSet>();
   {
-    PipelineContext ctx{*config,       encoder_ref,
-                        embedder,      svc.store.get(),
-                        svc.hub.get(), svc.messages ? &svc.messages->read_lock() : nullptr};
+    PipelineContext ctx{*config,  encoder_ref,
+                        embedder, svc.store.get(),
+                        events,   svc.messages ? &svc.messages->read_lock() : nullptr};
     auto built = BuildPipelines(ctx, *svc.pipelines);
     if (!built) {
       log->error("{}", built.error().ToString());
@@ -235,9 +294,16 @@ int ServeCommand::Run() {
     if (const auto* pg = svc.sources.postgres) {
       ao.extra_status.emplace_back("postgres", [pg] { return PostgresSourceStatsJson(*pg); });
     }
-    svc.api = std::make_unique<api::ApiRoutes>(
-        *svc.store, std::bind_front(&MessageService::Submit, svc.messages.get()), encoder_ref,
-        std::move(ao));
+    api::SubmitMessage submit;
+    if (svc.kafka_ingest) {
+      submit = std::bind_front(&KafkaIngest::Submit, svc.kafka_ingest.get());
+      ao.ingest = "kafka";
+      ao.delete_message = std::bind_front(&KafkaIngest::Delete, svc.kafka_ingest.get());
+    } else {
+      submit = std::bind_front(&MessageService::Submit, svc.messages.get());
+    }
+    svc.api =
+        std::make_unique<api::ApiRoutes>(*svc.store, std::move(submit), encoder_ref, std::move(ao));
   }
 
   server::ServerOptions so;
@@ -276,6 +342,13 @@ int ServeCommand::Run() {
     if (ready && svc.sources.postgres && !svc.sources.postgres->stats().connected.load()) {
       return server::JsonError(503, "not_ready", "PostgreSQL is unreachable; reconnecting");
     }
+    std::string why;
+    if (ready && svc.bus && !svc.bus->Healthy(why)) {
+      return server::JsonError(503, "not_ready", why);
+    }
+    if (ready && svc.kafka_ingest && !svc.kafka_ingest->Healthy(why)) {
+      return server::JsonError(503, "not_ready", why);
+    }
     if (ready) return server::JsonOk(R"({"status":"ready"})");
     return server::JsonError(503, "not_ready", "the service is starting or stopping");
   });
@@ -285,6 +358,17 @@ int ServeCommand::Run() {
     WriteLegacyStats(w, *svc.pipelines, svc.sources, svc.messages.get());
     if (svc.api) w.Key("store").Raw(svc.api->StatusJson());
     w.Key("sse_clients").Uint(svc.hub->clients());
+    w.Key("events_bus");
+    if (svc.bus) {
+      svc.bus->WriteStats(w);
+    } else {
+      w.BeginObject().Key("bus").String("local").Key("latest_id").Uint(svc.hub->latest_id());
+      w.EndObject();
+    }
+    if (svc.kafka_ingest) {
+      w.Key("ingest");
+      svc.kafka_ingest->WriteStats(w);
+    }
     svc.pipelines->WriteJson(w);
     w.EndObject();
     return server::JsonOk(w.Take());
@@ -310,10 +394,11 @@ int ServeCommand::Run() {
     for (const auto& sink : config->SinksOf(source)) sinks += (sinks.empty() ? "" : ",") + sink;
     flows += (flows.empty() ? "" : "; ") + source + " -> [" + sinks + "]";
   }
-  log->info("HTTP on {}:{} ({}; store {}, kafka {}, search {})", config->http_host, http.port(),
-            flows, config->store_enabled ? config->store_dir : "off",
+  log->info("HTTP on {}:{} ({}; store {}, kafka {}, search {}, ingest {}, events bus {})",
+            config->http_host, http.port(), flows,
+            config->store_enabled ? config->store_dir : "off",
             config->kafka.enabled() ? config->kafka.bootstrap_servers : "off",
-            config->search_backend);
+            config->search_backend, config->ingest.mode, config->events.bus);
   if (svc.messages) svc.messages->Start();
   svc.pipelines->StartAll();
   running = true;
@@ -324,8 +409,10 @@ int ServeCommand::Run() {
   // delivered now or after a restart), drain every pipeline, then close the
   // connections and streams; the store saves its index snapshot last.
   if (svc.messages) svc.messages->Stop();
+  if (svc.kafka_ingest) svc.kafka_ingest->Stop();  // answers every POST it was given
   svc.pipelines->StopAll();
   http.Stop();
+  if (svc.bus) svc.bus->Stop();
   svc.hub->Stop();
   return 0;
 }

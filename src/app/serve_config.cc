@@ -192,6 +192,17 @@ Status ApplyServeConfigYaml(std::string_view yaml_text, const std::string& path,
       if (st["max_queue"]) c.store_max_queue = st["max_queue"].as<size_t>();
       if (st["max_queue_bytes"]) c.store_max_queue_bytes = st["max_queue_bytes"].as<size_t>();
     }
+    if (auto in = root["ingest"]) {
+      if (in["mode"]) c.ingest.mode = in["mode"].as<std::string>();
+      if (in["topic"]) c.ingest.topic = in["topic"].as<std::string>();
+      if (in["timeout_ms"]) c.ingest.timeout_ms = in["timeout_ms"].as<int>();
+    }
+    if (auto ev = root["events"]) {
+      if (ev["bus"]) c.events.bus = ev["bus"].as<std::string>();
+      if (ev["topic"]) c.events.topic = ev["topic"].as<std::string>();
+      if (ev["redis_url"]) c.events.redis_url = ev["redis_url"].as<std::string>();
+      if (ev["redis_prefix"]) c.events.redis_prefix = ev["redis_prefix"].as<std::string>();
+    }
     if (auto e = root["sse"]) {
       if (e["ring"]) c.sse_ring = e["ring"].as<size_t>();
       if (e["heartbeat_ms"]) c.sse_heartbeat_ms = e["heartbeat_ms"].as<int>();
@@ -298,6 +309,9 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (const char* v = Env("EMBEDSTREAM_AUTH_READ_TOKEN")) c.auth_read_token = v;
   c.postgres.connection = pg::ConnectionOptions::FromEnv(c.postgres.connection);
   if (const char* v = Env("QDRANT_URL")) c.qdrant.url = v;
+  if (const char* v = Env("EMBEDSTREAM_INGEST_MODE")) c.ingest.mode = v;
+  if (const char* v = Env("EMBEDSTREAM_EVENTS_BUS")) c.events.bus = v;
+  if (const char* v = Env("REDIS_URL")) c.events.redis_url = v;
   if (const char* v = Env("QDRANT_COLLECTION")) c.qdrant.collection = v;
   if (const char* v = Env("QDRANT_API_KEY")) c.qdrant.api_key = v;
   for (const char* key : {"PORT", "EMBEDSTREAM_HTTP_PORT"}) {
@@ -326,6 +340,9 @@ Result<ServeConfig> LoadServeConfig(const ServeFlags& f) {
   if (f.pg_poll_ms >= 0) c.postgres.poll_interval_ms = static_cast<int>(f.pg_poll_ms);
   if (!f.search_backend.empty()) c.search_backend = f.search_backend;
   if (!f.qdrant_url.empty()) c.qdrant.url = f.qdrant_url;
+  if (!f.ingest_mode.empty()) c.ingest.mode = f.ingest_mode;
+  if (!f.events_bus.empty()) c.events.bus = f.events_bus;
+  if (!f.redis_url.empty()) c.events.redis_url = f.redis_url;
   for (const char* source : kSourceNames) {
     std::string key = std::string("EMBEDSTREAM_") + source + "_SINKS";
     for (auto& ch : key) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -406,6 +423,17 @@ std::string ServeConfigJson(const ServeConfig& c) {
   w.Key("sync").String(c.store_sync_full ? "full" : "normal");
   w.Key("max_queue").Uint(c.store_max_queue);
   w.Key("max_queue_bytes").Uint(c.store_max_queue_bytes);
+  w.EndObject();
+  w.Key("ingest").BeginObject();
+  w.Key("mode").String(c.ingest.mode);
+  w.Key("topic").String(c.ingest.topic);
+  w.Key("timeout_ms").Int(c.ingest.timeout_ms);
+  w.EndObject();
+  w.Key("events").BeginObject();
+  w.Key("bus").String(c.events.bus);
+  w.Key("topic").String(c.events.topic);
+  w.Key("redis_url").String(MaskUrlUserinfo(c.events.redis_url));
+  w.Key("redis_prefix").String(c.events.redis_prefix);
   w.EndObject();
   w.Key("sse").BeginObject();
   w.Key("ring").Uint(c.sse_ring);

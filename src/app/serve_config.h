@@ -55,6 +55,19 @@
 //     sync: full                            # full (fsync per commit) | normal
 //     max_queue: 10000                      # POSTs waiting for a commit before 503
 //     max_queue_bytes: 67108864             # the same in bytes (text + metadata + id)
+//   ingest:                                 # POST /messages (many instances: docs/SCALING.md)
+//     mode: store                           # env EMBEDSTREAM_INGEST_MODE, --ingest; store (the
+//                                           # embedded store is the outbox) | kafka (produced to
+//                                           # the input topic, 202 after the broker's ack)
+//     topic: ""                             # kafka mode; "" = the first kafka.input_topics
+//     timeout_ms: 5000                      # kafka mode: no broker ack by then -> 503
+//   events:                                 # lifecycle events (SSE) across instances
+//     bus: local                            # env EMBEDSTREAM_EVENTS_BUS, --events-bus;
+//                                           # local | kafka | redis (app/event_bus.h)
+//     topic: embedstream-events             # kafka: one partition (ids = offsets)
+//     redis_url: ""                         # env REDIS_URL; redis://[:password@]host:port[/db]
+//     redis_prefix: embedstream:events      # <prefix>:stream, :seq; channels <prefix>:<user_id>
+//                                           # and <prefix> (every event)
 //   sse:
 //     ring: 10000                           # events kept for Last-Event-ID resume
 //     heartbeat_ms: 15000
@@ -165,6 +178,20 @@ struct QdrantSettings {
   bool enabled() const { return !url.empty(); }
 };
 
+struct IngestSettings {
+  std::string mode = "store";  // store | kafka
+  std::string topic;           // "" = kafka.input_topics.front()
+  int timeout_ms = 5000;
+  bool kafka() const { return mode == "kafka"; }
+};
+
+struct EventsSettings {
+  std::string bus = "local";  // local | kafka | redis
+  std::string topic = "embedstream-events";
+  std::string redis_url;
+  std::string redis_prefix = "embedstream:events";
+};
+
 // The sinks a source may name, and the sources (SinkNames(), SourceNames()).
 inline constexpr const char* kSinkNames[] = {"store", "postgres", "qdrant", "kafka", "jsonl"};
 inline constexpr const char* kSourceNames[] = {"http", "kafka", "postgres"};
@@ -209,6 +236,8 @@ struct ServeConfig {
   bool store_sync_full = true;
   size_t store_max_queue = 10000;
   size_t store_max_queue_bytes = 64 << 20;
+  IngestSettings ingest;
+  EventsSettings events;
   size_t sse_ring = 10000;
   int sse_heartbeat_ms = 15000;
   size_t sse_max_client_bytes = 4 << 20;
@@ -224,8 +253,8 @@ struct ServeConfig {
   // (sinks.qdrant.url) + [kafka] (the embeddings topic); http: [store];
   // postgres: [postgres].
   std::vector<std::string> SinksOf(const std::string& source) const;
-  // The sources this configuration runs: http (store.enabled), kafka
-  // (kafka.bootstrap_servers), postgres (sources.postgres.enabled).
+  // The sources this configuration runs: http (store.enabled, ingest.mode
+  // store), kafka (kafka.bootstrap_servers), postgres (sources.postgres.enabled).
   std::vector<std::string> Sources() const;
 };
 
@@ -252,6 +281,9 @@ struct ServeFlags {
   std::string search_backend;
   std::string qdrant_url;
   std::vector<std::string> sinks;  // SOURCE=SINK[,SINK...]
+  std::string ingest_mode;         // store | kafka
+  std::string events_bus;          // local | kafka | redis
+  std::string redis_url;
 };
 
 // The file (flags.config_file, when given), then the environment, then the

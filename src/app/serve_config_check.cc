@@ -11,7 +11,7 @@ namespace embedstream::app {
 
 std::vector<std::string> ServeConfig::Sources() const {
   std::vector<std::string> out;
-  if (store_enabled) out.emplace_back("http");
+  if (store_enabled && !ingest.kafka()) out.emplace_back("http");
   if (kafka.enabled()) out.emplace_back("kafka");
   if (postgres.source_enabled) out.emplace_back("postgres");
   return out;
@@ -189,6 +189,39 @@ Status ValidateServeConfig(const ServeConfig& c) {
     return Error(errc::invalid_argument,
                  "sinks.qdrant needs vectors, but sinks.postgres.mode text embeds nothing on the "
                  "Kafka path");
+  }
+  if (c.ingest.mode != "store" && c.ingest.mode != "kafka") {
+    return Error(errc::invalid_argument,
+                 "ingest.mode must be store or kafka, not '" + c.ingest.mode + "'");
+  }
+  if (c.ingest.kafka() && !c.kafka.enabled()) {
+    return Error(errc::invalid_argument,
+                 "ingest.mode kafka produces POST /messages to Kafka: set kafka.bootstrap_servers "
+                 "(--kafka-brokers)");
+  }
+  if (c.ingest.kafka() && !c.store_enabled) {
+    return Error(errc::invalid_argument,
+                 "ingest.mode kafka is served by the HTTP API, which needs store.enabled");
+  }
+  if (c.ingest.timeout_ms < 100) return Error(errc::invalid_argument, "ingest.timeout_ms < 100");
+  if (c.events.bus != "local" && c.events.bus != "kafka" && c.events.bus != "redis") {
+    return Error(errc::invalid_argument,
+                 "events.bus must be local, kafka or redis, not '" + c.events.bus + "'");
+  }
+  if (c.events.bus == "kafka" && !c.kafka.enabled()) {
+    return Error(errc::invalid_argument,
+                 "events.bus kafka needs kafka.bootstrap_servers (--kafka-brokers)");
+  }
+  if (c.events.bus == "kafka" && c.events.topic.empty()) {
+    return Error(errc::invalid_argument, "events.topic is empty");
+  }
+  if (c.events.bus == "redis" && c.events.redis_url.empty()) {
+    return Error(errc::invalid_argument,
+                 "events.bus redis needs events.redis_url (env REDIS_URL, --redis-url)");
+  }
+  if (c.events.bus == "redis" && c.events.redis_url.rfind("redis://", 0) != 0) {
+    return Error(errc::invalid_argument, "events.redis_url must start with redis://, not '" +
+                                             MaskUrlUserinfo(c.events.redis_url) + "'");
   }
   if (c.retry_attempts < 1) return Error(errc::invalid_argument, "pipeline.retry_attempts < 1");
   if (c.qdrant.batch_size < 1) return Error(errc::invalid_argument, "sinks.qdrant.batch_size < 1");

@@ -24,7 +24,7 @@ struct PipelineContext {
   model::SentenceEncoder& encoder;
   pipeline::Embedder& embedder;
   store::EmbeddedStore* store = nullptr;  // null: store.enabled is false
-  server::SseHub* hub = nullptr;
+  server::EventPublisher* hub = nullptr;
   std::mutex* http_read_lock = nullptr;  // MessageService::read_lock()
 };
 

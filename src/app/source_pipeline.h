@@ -37,7 +37,7 @@ namespace embedstream::app {
 
 struct SourcePipelineOptions {
   pipeline::RuntimeOptions runtime;
-  server::SseHub* hub = nullptr;  // lifecycle events; null: none
+  server::EventPublisher* hub = nullptr;  // lifecycle events; null: none
   std::string model_name;
   size_t dim = 0;
   bool announce_received = true;  // false: the source announced message_received itself

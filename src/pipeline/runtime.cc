@@ -647,6 +647,9 @@ void Runtime::SinkDone(const std::shared_ptr<Batch>& batch) {
 }
 
 void Runtime::Finish(const std::shared_ptr<Batch>& batch) {
+  if (!batch->cancelled) {
+    for (auto* l : listeners_) l->OnBatchDone();
+  }
   {
     std::lock_guard lock(mu_);
     batch->done = true;

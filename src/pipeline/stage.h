@@ -199,7 +199,12 @@ class Listener {
   // Every sink has it (the last sink's thread); the source's Ack follows.
   virtual void OnStored(const Record&) {}
   virtual void OnRejected(const Record&, const Rejection&) {}  // dead-letter thread, once written
-  virtual void OnAcked(const Record&) {}                       // intake thread
+  // A batch is done: every record stored (OnStored) or a dead letter
+  // (OnRejected); its acks follow. On the thread that finished it (the last
+  // sink's, or the dead-letter thread). May block: e.g. until the batch's
+  // events are durable on an events bus, so no ack overtakes them.
+  virtual void OnBatchDone() {}
+  virtual void OnAcked(const Record&) {}  // intake thread
   // A sink (or "dlq") became unavailable (`available` false) or recovered.
   virtual void OnSinkAvailability(const std::string& /*sink*/, bool /*available*/,
                                   const std::string& /*why*/) {}

@@ -67,27 +67,14 @@ std::string_view ObjectMembers(std::string_view json) {
   return inner.substr(begin);
 }
 
-// "event: ..\ndata: ..\n\n"; Publish puts the "id: " line in front.
-std::string FormatEventAndData(const LifecycleEvent& e, double timestamp) {
-  JsonWriter w;
-  w.BeginObject().Key("type").String(e.type).Key("message_id").String(e.message_id);
-  if (!e.user_id.empty()) w.Key("user_id").String(e.user_id);
-  if (!e.key.empty()) w.Key("key").String(e.key);
-  w.Key("timestamp").Double(timestamp).EndObject();
-  std::string data = w.Take();
-  const std::string_view members = ObjectMembers(e.data_json);
-  if (!members.empty()) {
-    data.pop_back();  // '}'
-    data += ',';
-    for (char c : members) data += (c == '\n' || c == '\r') ? ' ' : c;
-    data += '}';
-  }
+// "event: ..\ndata: ..\n\n"; Publish and Deliver put the "id: " line in front.
+std::string FormatEventAndData(std::string_view type, std::string_view data) {
   std::string frame;
-  frame.reserve(data.size() + e.type.size() + 20);
+  frame.reserve(data.size() + type.size() + 20);
   frame += "event: ";
-  frame += OneLine(e.type);
+  frame += OneLine(type);
   frame += "\ndata: ";
-  frame += data;
+  for (char c : data) frame += (c == '\n' || c == '\r') ? ' ' : c;
   frame += "\n\n";
   return frame;
 }
@@ -107,6 +94,16 @@ std::string ResetFrame(uint64_t last_event_id, uint64_t oldest_id, uint64_t late
   return "event: reset\ndata: " + w.Take() + "\n\n";
 }
 
+std::string FormatFrame(uint64_t id, const std::string& body) {
+  std::string frame;
+  frame.reserve(body.size() + 24);
+  frame += "id: ";
+  frame += std::to_string(id);
+  frame += '\n';
+  frame += body;
+  return frame;
+}
+
 bool ParseId(std::string_view s, uint64_t& out) {
   const auto* end = s.data() + s.size();
   const auto [ptr, ec] = std::from_chars(s.data(), end, out);
@@ -114,6 +111,23 @@ bool ParseId(std::string_view s, uint64_t& out) {
 }
 
 }  // namespace
+
+std::string LifecycleEventData(const LifecycleEvent& e, double timestamp) {
+  JsonWriter w;
+  w.BeginObject().Key("type").String(e.type).Key("message_id").String(e.message_id);
+  if (!e.user_id.empty()) w.Key("user_id").String(e.user_id);
+  if (!e.key.empty()) w.Key("key").String(e.key);
+  w.Key("timestamp").Double(timestamp).EndObject();
+  std::string data = w.Take();
+  const std::string_view members = ObjectMembers(e.data_json);
+  if (!members.empty()) {
+    data.pop_back();  // '}'
+    data += ',';
+    for (char c : members) data += (c == '\n' || c == '\r') ? ' ' : c;
+    data += '}';
+  }
+  return data;
+}
 
 struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
   explicit State(SseHubOptions opts)
@@ -144,16 +158,37 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
 
   mutable std::mutex mu;
   std::condition_variable wake;
-  std::deque<std::shared_ptr<const Entry>> ring;  // ids ring.front()->id .. last_id, contiguous
-  uint64_t last_id = 0;                           // the last id issued
-  uint64_t dispatched_id = 0;                     // the dispatcher has sent up to here
+  // Increasing ids (contiguous when the hub issues them; a bus may skip).
+  // Every event with an id in (floor_id, last_id] is in the ring.
+  std::deque<std::shared_ptr<const Entry>> ring;
+  uint64_t last_id = 0;   // the newest id issued or delivered
+  uint64_t floor_id = 0;  // events at or below this id are not held (evicted, or before the window)
+  uint64_t dispatched_id = 0;  // the dispatcher has sent up to here
   std::shared_ptr<const ClientList> clients =
       std::make_shared<const ClientList>();  // copy-on-write
   uint64_t next_serial = 1;
   bool stopping = false;
   std::thread dispatcher;
 
-  uint64_t OldestIdLocked() const { return ring.empty() ? last_id + 1 : ring.front()->id; }
+  uint64_t LatestId() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return last_id;
+  }
+  // The position of the first entry with an id above `id`.
+  size_t FirstAfterLocked(uint64_t id) const {
+    return static_cast<size_t>(std::partition_point(ring.begin(), ring.end(),
+                                                    [id](const auto& e) { return e->id <= id; }) -
+                               ring.begin());
+  }
+  void AppendLocked(std::shared_ptr<Entry> entry) {
+    entry->published = SteadyClock::now();
+    last_id = entry->id;
+    ring.push_back(std::move(entry));
+    if (ring.size() > options.ring_capacity) {
+      floor_id = ring.front()->id;
+      ring.pop_front();
+    }
+  }
 
   void AddClientLocked(std::shared_ptr<const Client> client) {
     auto list = std::make_shared<ClientList>(*clients);
@@ -201,13 +236,12 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
         std::unique_lock<std::mutex> lock(mu);
         wake.wait_until(lock, next_heartbeat, [&] { return stopping || dispatched_id < last_id; });
         if (stopping) return;
-        const uint64_t oldest = OldestIdLocked();
-        if (dispatched_id + 1 < oldest) {
-          lost_before = oldest;
-          dispatched_id = oldest - 1;
+        if (dispatched_id < floor_id) {
+          lost_before = floor_id + 1;
+          dispatched_id = floor_id;
         }
         batch.clear();
-        for (size_t i = static_cast<size_t>(dispatched_id + 1 - oldest); i < ring.size(); ++i)
+        for (size_t i = FirstAfterLocked(dispatched_id); i < ring.size(); ++i)
           batch.push_back(ring[i]);
         dispatched_id = last_id;
         latest = last_id;
@@ -256,20 +290,33 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
     if (auto q = r.query.find("user_id"); q != r.query.end()) client->user_id = q->second;
     if (auto q = r.query.find("key"); q != r.query.end()) client->key = q->second;
 
+    // An external id past what this hub holds: the bus has not brought it
+    // here yet, unless the bus never issued it (asked outside the lock).
+    bool ahead_of_bus = false;
+    if (resume && options.external_ids && options.bus_latest && last_event_id > LatestId()) {
+      const uint64_t on_bus = options.bus_latest();
+      ahead_of_bus = on_bus != 0 && last_event_id > on_bus;
+    }
     std::vector<std::shared_ptr<const Entry>> replay;
     uint64_t oldest = 0;
     uint64_t latest = 0;
+    bool missed = false;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping) return JsonError(503, "unavailable", "the event stream is shutting down");
-      oldest = OldestIdLocked();
+      oldest = floor_id + 1;
       latest = last_id;
       client->serial = next_serial++;
       client->start_after_id = latest;
-      if (resume && last_event_id < latest) {
-        const uint64_t from = std::max(last_event_id + 1, oldest);
-        for (size_t i = static_cast<size_t>(from - oldest); i < ring.size(); ++i) {
-          if (client->Wants(*ring[i])) replay.push_back(ring[i]);
+      if (resume) {
+        missed = last_event_id < floor_id ||
+                 (last_event_id > latest && (!options.external_ids || ahead_of_bus));
+        if (last_event_id < latest) {
+          for (size_t i = FirstAfterLocked(last_event_id); i < ring.size(); ++i) {
+            if (client->Wants(*ring[i])) replay.push_back(ring[i]);
+          }
+        } else if (options.external_ids && !missed) {
+          client->start_after_id = last_event_id;  // skip what the client already has
         }
       }
       AddClientLocked(client);
@@ -284,7 +331,6 @@ struct SseHub::State : std::enable_shared_from_this<SseHub::State> {
     head.headers.emplace_back("Cache-Control", "no-cache");
     head.headers.emplace_back("X-Accel-Buffering", "no");
     head.body = ": connected\n\n";
-    const bool missed = resume && (last_event_id + 1 < oldest || last_event_id > latest);
     if (missed) head.body += ResetFrame(last_event_id, oldest, latest);
     for (const auto& e : replay) head.body += e->frame;
     return head;
@@ -306,27 +352,46 @@ void SseHub::Attach(HttpServer& server, const std::string& path) {
 
 uint64_t SseHub::Publish(LifecycleEvent event) {
   const double timestamp = event.timestamp > 0 ? event.timestamp : UnixSeconds();
-  const std::string body = FormatEventAndData(event, timestamp);
+  const std::string body = FormatEventAndData(event.type, LifecycleEventData(event, timestamp));
   auto entry = std::make_shared<Entry>();
   entry->user_id = std::move(event.user_id);
   entry->key = std::move(event.key);
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    id = entry->id = ++state_->last_id;
-    entry->frame.reserve(body.size() + 24);
-    entry->frame += "id: ";
-    entry->frame += std::to_string(id);
-    entry->frame += '\n';
-    entry->frame += body;
-    entry->published = SteadyClock::now();
-    state_->ring.push_back(std::move(entry));
-    if (state_->ring.size() > state_->options.ring_capacity) state_->ring.pop_front();
+    id = entry->id = state_->last_id + 1;
+    entry->frame = FormatFrame(id, body);
+    state_->AppendLocked(std::move(entry));
   }
   state_->published.Inc();
   state_->wake.notify_one();
   return id;
 }
+
+bool SseHub::Deliver(uint64_t id, std::string_view type, std::string user_id, std::string key,
+                     std::string_view data) {
+  auto entry = std::make_shared<Entry>();
+  entry->id = id;
+  entry->user_id = std::move(user_id);
+  entry->key = std::move(key);
+  entry->frame = FormatFrame(id, FormatEventAndData(type, data));
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (id <= state_->last_id) return false;
+    state_->AppendLocked(std::move(entry));
+  }
+  state_->published.Inc();
+  state_->wake.notify_one();
+  return true;
+}
+
+void SseHub::SetFloor(uint64_t id) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (!state_->ring.empty() || id <= state_->last_id) return;
+  state_->floor_id = state_->last_id = state_->dispatched_id = id;
+}
+
+uint64_t SseHub::latest_id() const { return state_->LatestId(); }
 
 size_t SseHub::clients() const {
   std::lock_guard<std::mutex> lock(state_->mu);

@@ -59,8 +59,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/metrics.h"
 #include "server/http_server.h"
@@ -77,13 +79,39 @@ struct LifecycleEvent {
   double timestamp = 0.0;   // Unix seconds; 0: the time of Publish
 };
 
+// What publishes lifecycle events: the hub itself (one instance), or an
+// events bus (app/event_bus.h) that carries them to every instance's hub.
+class EventPublisher {
+ public:
+  virtual ~EventPublisher() = default;
+  // Any thread; never blocks on SSE clients.
+  virtual void PublishEvent(LifecycleEvent event) = 0;
+  // Returns once every event published so far is durable on the bus (the
+  // pipeline calls it before a batch's source records are acknowledged, so a
+  // crash cannot lose a message_completed whose record was committed).
+  virtual void Flush() {}
+};
+
+// The `data` line of an event's frame: one line of JSON with type,
+// message_id, user_id and key (when set), timestamp, then data_json's fields.
+// What an events bus carries.
+std::string LifecycleEventData(const LifecycleEvent& event, double timestamp);
+
 struct SseHubOptions {
   size_t ring_capacity = 10000;  // events kept for resume; 0 counts as 1
   std::chrono::milliseconds heartbeat{15000};
   MetricsRegistry* metrics = nullptr;  // null: MetricsRegistry::Global(); must outlive the hub
+  // Ids come from an events bus (Deliver), shared by every instance, instead
+  // of Publish. A Last-Event-ID above the newest id delivered here is then
+  // an event this instance has not received yet: the client gets what
+  // follows it, no reset (unless `bus_latest` says the bus never issued it).
+  bool external_ids = false;
+  // External ids: the newest id the bus has issued, asked when a client
+  // resumes past what this hub holds; 0 or empty: unknown (no reset).
+  std::function<uint64_t()> bus_latest{};
 };
 
-class SseHub {
+class SseHub : public EventPublisher {
  public:
   explicit SseHub(SseHubOptions options = {});
   ~SseHub();  // stops
@@ -97,6 +125,18 @@ class SseHub {
   // Assigns the next event id (1, 2, ...), appends the event to the ring and
   // wakes the dispatcher. Never blocks on clients. Returns the id.
   uint64_t Publish(LifecycleEvent event);
+  void PublishEvent(LifecycleEvent event) override { Publish(std::move(event)); }
+
+  // External ids (an events bus): one event with its bus-wide id and its
+  // `data` line (LifecycleEventData). Ids must increase: an id at or below
+  // the newest one held is a redelivery and is ignored (returns false).
+  bool Deliver(uint64_t id, std::string_view type, std::string user_id, std::string key,
+               std::string_view data);
+  // External ids: events at or below `id` are not held here (the bus's
+  // retained window starts after it). Before the first Deliver.
+  void SetFloor(uint64_t id);
+  // The newest id held (issued or delivered).
+  uint64_t latest_id() const;
 
   // Connected clients.
   size_t clients() const;

@@ -128,4 +128,12 @@ int KafkaProducer::Flush(int timeout_ms) {
 
 int KafkaProducer::outstanding() const { return impl_->producer->outq_len(); }
 
+Status KafkaProducer::Ping(int timeout_ms) {
+  RdKafka::Metadata* raw = nullptr;
+  const auto err = impl_->producer->metadata(false, nullptr, &raw, timeout_ms);
+  delete raw;
+  if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
+  return Error(errc::unavailable, "kafka metadata: " + RdKafka::err2str(err));
+}
+
 }  // namespace embedstream::sinks

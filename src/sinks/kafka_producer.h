@@ -54,6 +54,9 @@ class KafkaProducer {
   // Returns the number still outstanding.
   int Flush(int timeout_ms);
   int outstanding() const;
+  // Asks a broker for the cluster's metadata: ok when one answers within
+  // timeout_ms (readiness probes; any thread).
+  Status Ping(int timeout_ms);
 
  private:
   Status ProduceRaw(const std::string& topic, const std::string& key, const char* value,

@@ -129,7 +129,9 @@ pipeline::ReadBatch KafkaSource::Read(size_t max_records, std::chrono::milliseco
     r.metadata_json = std::move(in.metadata_json);
     r.mapped = mapped;
     if (in.remove) r.op = pipeline::Record::Op::kDelete;
-    r.event_key = rec.has_key && !rec.key.empty() ? rec.key : r.id;
+    // A record from ingest.mode kafka (source "http") is keyed by its user:
+    // its events' key is its id, as when the store takes the POST.
+    r.event_key = rec.has_key && !rec.key.empty() && in.source != "http" ? rec.key : r.id;
     r.input_source = in.source.empty() ? "kafka:" + rec.topic : std::move(in.source);
     r.input_timestamp = in.timestamp.value_or(
         rec.timestamp_ms >= 0 ? static_cast<double>(rec.timestamp_ms) / 1000.0 : UnixSeconds());

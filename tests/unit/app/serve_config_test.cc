@@ -35,7 +35,10 @@ class ServeConfigTest : public ::testing::Test {
                           "EMBEDSTREAM_AUTH_READ_TOKEN",
                           "EMBEDSTREAM_HTTP_SINKS",
                           "EMBEDSTREAM_KAFKA_SINKS",
-                          "EMBEDSTREAM_POSTGRES_SINKS"}) {
+                          "EMBEDSTREAM_POSTGRES_SINKS",
+                          "EMBEDSTREAM_INGEST_MODE",
+                          "EMBEDSTREAM_EVENTS_BUS",
+                          "REDIS_URL"}) {
       ::unsetenv(k);
     }
     dir_ = embedstream::testing::MakeTempDir("servecfg");
@@ -494,6 +497,80 @@ TEST_F(ServeConfigTest, ChunkingForEverySourceAndPerSource) {
     ASSERT_FALSE(st.ok()) << bad;
     EXPECT_NE(st.error().message.find("chunking."), std::string::npos) << st.error().message;
   }
+}
+
+}  // namespace
+}  // namespace embedstream::app
+
+namespace embedstream::app {
+namespace {
+
+TEST_F(ServeConfigTest, IngestAndEventsBusFileEnvFlagsAndChecks) {
+  auto c = LoadServeConfig({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ingest.mode, "store");
+  EXPECT_EQ(c->events.bus, "local");
+  EXPECT_EQ(c->events.topic, "embedstream-events");
+  EXPECT_EQ(c->events.redis_prefix, "embedstream:events");
+  EXPECT_EQ(c->Sources(), std::vector<std::string>{"http"});
+
+  ServeFlags f;
+  f.config_file = Yaml(
+      "kafka: {bootstrap_servers: 'k:9092'}\n"
+      "ingest: {mode: kafka, topic: posts, timeout_ms: 2000}\n"
+      "events: {bus: redis, redis_url: 'redis://:pw@r:6379/2', redis_prefix: 'x:y', topic: ev}\n");
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_TRUE(c->ingest.kafka());
+  EXPECT_EQ(c->ingest.topic, "posts");
+  EXPECT_EQ(c->ingest.timeout_ms, 2000);
+  EXPECT_EQ(c->events.bus, "redis");
+  EXPECT_EQ(c->events.redis_prefix, "x:y");
+  EXPECT_EQ(c->events.topic, "ev");
+  // ingest kafka: no http source (the POSTs go to the topic the kafka source reads).
+  EXPECT_EQ(c->Sources(), std::vector<std::string>{"kafka"});
+  const auto json = nlohmann::json::parse(ServeConfigJson(*c));
+  EXPECT_EQ(json["events"]["redis_url"], "redis://***@r:6379/2");
+  EXPECT_EQ(json["ingest"]["mode"], "kafka");
+
+  ::setenv("EMBEDSTREAM_EVENTS_BUS", "kafka", 1);
+  ::setenv("REDIS_URL", "redis://env:1", 1);
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->events.bus, "kafka");
+  EXPECT_EQ(c->events.redis_url, "redis://env:1");
+  f.events_bus = "local";
+  f.ingest_mode = "store";
+  f.redis_url = "redis://flag:2";
+  c = LoadServeConfig(f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->events.bus, "local");
+  EXPECT_FALSE(c->ingest.kafka());
+  EXPECT_EQ(c->events.redis_url, "redis://flag:2");
+  ::unsetenv("EMBEDSTREAM_EVENTS_BUS");
+  ::unsetenv("REDIS_URL");
+
+  const auto error_of = [&](const std::string& yaml) {
+    ServeFlags g;
+    g.config_file = Yaml(yaml);
+    auto r = LoadServeConfig(g);
+    return r.ok() ? std::string() : r.error().message;
+  };
+  EXPECT_NE(error_of("ingest: {mode: queue}").find("ingest.mode must be store or kafka"),
+            std::string::npos);
+  EXPECT_NE(error_of("ingest: {mode: kafka}").find("set kafka.bootstrap_servers"),
+            std::string::npos);
+  EXPECT_NE(error_of("events: {bus: nats}").find("events.bus must be local, kafka or redis"),
+            std::string::npos);
+  EXPECT_NE(error_of("events: {bus: kafka}").find("events.bus kafka needs"), std::string::npos);
+  EXPECT_NE(error_of("events: {bus: redis}").find("needs events.redis_url"), std::string::npos);
+  EXPECT_NE(
+      error_of("events: {bus: redis, redis_url: 'http://x'}").find("must start with redis://"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of("kafka: {bootstrap_servers: k}\ningest: {mode: kafka}\nstore: {enabled: false}")
+          .find("needs store.enabled"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -270,6 +270,51 @@ TEST(Runtime, BatchesByTokenBudgetEmbedsAndAcksEveryRecordInOrder) {
   EXPECT_TRUE(source.rejected().empty());
 }
 
+// OnBatchDone runs once per finished batch, before the batch's acks, and a
+// listener that blocks there (an events bus that is down) holds them back.
+TEST(Runtime, OnBatchDoneComesBeforeTheAcksAndABlockedOneHoldsThemBack) {
+  class Gate : public Listener {
+   public:
+    void OnStored(const Record&) override { stored++; }
+    void OnBatchDone() override {
+      std::unique_lock lock(mu);
+      done_calls++;
+      cv.wait(lock, [&] { return open; });
+    }
+    void Open() {
+      std::lock_guard lock(mu);
+      open = true;
+      cv.notify_all();
+    }
+    std::atomic<int> stored{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    int done_calls = 0;  // guarded by mu
+    bool open = false;   // guarded by mu
+  };
+  FakeSource source(/*finite=*/false);
+  source.Offer(Records(4));  // batches of 2
+  FakeEmbedder embedder;
+  FakeSink sink("a");
+  Gate gate;
+  Runtime rt(source, &embedder, {&sink}, FastOptions());
+  rt.AddListener(&gate);
+  std::atomic<bool> stop{false};
+  std::thread run([&] { rt.Run(stop); });
+  ASSERT_TRUE(WaitFor([&] { return gate.stored.load() >= 2; }));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(source.acked().empty()) << "an ack overtook OnBatchDone";
+  gate.Open();
+  ASSERT_TRUE(WaitFor([&] { return source.acked().size() == 4; }));
+  EXPECT_EQ(source.acked(), Ids(4));
+  {
+    std::lock_guard lock(gate.mu);
+    EXPECT_EQ(gate.done_calls, 2);
+  }
+  stop = true;
+  run.join();
+}
+
 TEST(Runtime, ABatchBelowTheBudgetIsEmbeddedByItsDeadlineWithoutMoreInput) {
   FakeSource source(/*finite=*/false);
   FakeEmbedder embedder;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -208,8 +209,10 @@ class SseHubTest : public ::testing::Test {
   }
 
   uint64_t PublishFor(const std::string& user_id, const std::string& key = "") {
+    std::string message_id = "m";
+    message_id += std::to_string(++messages_);
     return hub_->Publish({.type = "message_received",
-                          .message_id = "m" + std::to_string(++messages_),
+                          .message_id = std::move(message_id),
                           .user_id = user_id,
                           .key = key,
                           .data_json = ""});
@@ -358,6 +361,98 @@ TEST_F(SseHubTest, ResumeOlderThanTheRingSendsResetThenWhatItHas) {
   e = future->NextEvent();
   ASSERT_TRUE(e);
   EXPECT_EQ(e->event, "reset");
+}
+
+// An events bus (app/event_bus.h) delivers events with its own ids, the same
+// on every instance.
+std::string BusData(const std::string& type, const std::string& message_id,
+                    const std::string& user_id) {
+  return LifecycleEventData({.type = type, .message_id = message_id, .user_id = user_id},
+                            1699123456.25);
+}
+
+TEST(LifecycleEventDataTest, IsTheFramesDataLine) {
+  const std::string data = LifecycleEventData({.type = "stage_completed",
+                                               .message_id = "m1",
+                                               .user_id = "u1",
+                                               .key = "k1",
+                                               .data_json = "{\"stage\":2,\n\"stages\":3}"},
+                                              12.5);
+  EXPECT_EQ(data.find('\n'), std::string::npos);
+  const auto j = nlohmann::json::parse(data);
+  EXPECT_EQ(j["type"], "stage_completed");
+  EXPECT_EQ(j["message_id"], "m1");
+  EXPECT_EQ(j["user_id"], "u1");
+  EXPECT_EQ(j["key"], "k1");
+  EXPECT_EQ(j["timestamp"], 12.5);
+  EXPECT_EQ(j["stage"], 2);
+  EXPECT_EQ(j["stages"], 3);
+}
+
+TEST_F(SseHubTest, ExternalIdsAreTheBussAndARedeliveryIsIgnored) {
+  Start({.external_ids = true});
+  hub_->SetFloor(40);  // the bus's window starts at 41
+  auto c = Connect("/events?user_id=u1");
+  EXPECT_TRUE(
+      hub_->Deliver(41, "message_received", "u1", "m1", BusData("message_received", "m1", "u1")));
+  EXPECT_TRUE(
+      hub_->Deliver(42, "message_received", "u2", "m2", BusData("message_received", "m2", "u2")));
+  EXPECT_FALSE(
+      hub_->Deliver(41, "message_received", "u1", "m1", BusData("message_received", "m1", "u1")));
+  EXPECT_FALSE(hub_->Deliver(42, "x", "u1", "m1", BusData("x", "m1", "u1")));
+  // A bus may skip ids (e.g. offsets of records that are not events).
+  EXPECT_TRUE(
+      hub_->Deliver(45, "message_completed", "u1", "m1", BusData("message_completed", "m1", "u1")));
+  EXPECT_EQ(hub_->latest_id(), 45u);
+  auto e = c->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, "41");
+  EXPECT_EQ(e->event, "message_received");
+  EXPECT_EQ(nlohmann::json::parse(e->data)["timestamp"], 1699123456.25);  // the origin's time
+  e = c->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, "45");
+  EXPECT_EQ(e->event, "message_completed");
+
+  // Resume within the window replays what follows, across the skipped ids.
+  auto r = Connect("/events?user_id=u1", "Last-Event-ID: 41\r\n");
+  e = r->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, "45");
+  // Before the window: reset, then what the window holds.
+  auto old = Connect("/events", "Last-Event-ID: 7\r\n");
+  e = old->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->event, "reset");
+  EXPECT_EQ(nlohmann::json::parse(e->data)["oldest_event_id"], 41);
+  e = old->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, "41");
+}
+
+TEST_F(SseHubTest, ExternalIdsResumeAheadOfThisInstanceWaitsForTheBus) {
+  // The client saw id 12 on another instance; this one has read up to 10.
+  std::atomic<uint64_t> on_bus{12};
+  Start({.external_ids = true, .bus_latest = [&on_bus] { return on_bus.load(); }});
+  for (uint64_t id = 1; id <= 10; ++id) {
+    const std::string mid = std::to_string(id);
+    hub_->Deliver(id, "message_received", "u1", mid, BusData("message_received", mid, "u1"));
+  }
+  auto c = Connect("/events", "Last-Event-ID: 12\r\n");
+  for (uint64_t id = 11; id <= 13; ++id) {
+    hub_->Deliver(id, "message_processing", "u1", "m", BusData("message_processing", "m", "u1"));
+  }
+  auto e = c->NextEvent();  // no reset, no 11 or 12: the client has them
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->id, "13");
+  EXPECT_EQ(e->event, "message_processing");
+
+  // An id the bus never issued (a recreated topic): reset.
+  auto future = Connect("/events", "Last-Event-ID: 500\r\n");
+  e = future->NextEvent();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->event, "reset");
+  EXPECT_EQ(nlohmann::json::parse(e->data)["latest_event_id"], 13);
 }
 
 TEST_F(SseHubTest, BadLastEventIdIs400) {
