@@ -144,29 +144,34 @@ void ApiRoutes::Submit(MessageRequest request, std::shared_ptr<server::Respond> 
                        std::optional<uint32_t> chunks) {
   const std::string id = request.message.id;
   // `respond` is shared with the callback; Submit does not call it on refusal.
-  const bool queued =
-      submit_(std::move(request.message), std::move(request.user_id),
-              [respond, id, chunks, ingest = options_.ingest](Result<store::PutOutcome> outcome) {
-                if (!outcome) {
-                  auto r = JsonError(503, "unavailable",
-                                     "the message could not be made durable (" + ingest +
-                                         "); retry: " + outcome.error().ToString());
-                  r.headers.emplace_back("Retry-After", "1");
-                  (*respond)(std::move(r));
-                  return;
-                }
-                JsonWriter w;
-                w.BeginObject().Key("id").String(id).Key("status").String(
-                    store::MessageStatusName(outcome->status));
-                if (ingest == "store") {
-                  w.Key("created").Bool(outcome->created);
-                } else {
-                  w.Key("ingest").String(ingest);
-                }
-                if (chunks) w.Key("chunks").Uint(*chunks);
-                w.EndObject();
-                (*respond)(JsonOk(w.Take(), 202));
-              });
+  const bool queued = submit_(
+      std::move(request.message), std::move(request.user_id),
+      [respond, id, chunks, ingest = options_.ingest](Result<store::PutOutcome> outcome) {
+        // Kafka ingest: the record is too large for the pipeline.
+        if (!outcome && ingest != "store" && outcome.error().code == errc::invalid_argument) {
+          (*respond)(JsonError(413, "too_large", outcome.error().message));
+          return;
+        }
+        if (!outcome) {
+          auto r = JsonError(503, "unavailable",
+                             "the message could not be made durable (" + ingest +
+                                 "); retry: " + outcome.error().ToString());
+          r.headers.emplace_back("Retry-After", "1");
+          (*respond)(std::move(r));
+          return;
+        }
+        JsonWriter w;
+        w.BeginObject().Key("id").String(id).Key("status").String(
+            store::MessageStatusName(outcome->status));
+        if (ingest == "store") {
+          w.Key("created").Bool(outcome->created);
+        } else {
+          w.Key("ingest").String(ingest);
+        }
+        if (chunks) w.Key("chunks").Uint(*chunks);
+        w.EndObject();
+        (*respond)(JsonOk(w.Take(), 202));
+      });
   if (!queued) {
     auto r = JsonError(503, "overloaded", "the write queue is full; retry shortly");
     r.headers.emplace_back("Retry-After", "1");

@@ -33,9 +33,10 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Create(const KafkaIngestOption
       if (it == raw->pending_.end()) return;
       done = std::move(it->second);
       raw->pending_.erase(it);
-      if (!r.ok) raw->last_error_ = r.error;
+      if (!r.ok && !r.permanent) raw->last_error_ = r.error;
     }
-    raw->last_ok_ = r.ok;
+    // A record the broker refuses as it is says nothing of the broker's health.
+    if (r.ok || !r.permanent) raw->last_ok_ = r.ok;
     (r.ok ? raw->acked_ : raw->failed_).fetch_add(1, std::memory_order_relaxed);
     if (r.ok) {
       done(Status::Ok());
@@ -113,8 +114,17 @@ bool KafkaIngest::Submit(store::NewMessage message, std::string user_id, api::Pu
       .String("http");
   if (!message.metadata_json.empty()) w.Key("metadata").Raw(message.metadata_json);
   w.EndObject();
+  std::string value = w.Take();
+  if (value.size() > options_.max_record_bytes) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    done(Error(errc::invalid_argument,
+               fmt::format("the record is {} bytes; the pipeline takes at most {} "
+                           "(pipeline.max_record_bytes)",
+                           value.size(), options_.max_record_bytes)));
+    return true;
+  }
   const std::string& key = user_id.empty() ? message.id : user_id;
-  return Produce(key, w.Take(), [done = std::move(done)](Status st) {
+  return Produce(key, value, [done = std::move(done)](Status st) {
     if (!st.ok()) {
       done(st.error());
       return;

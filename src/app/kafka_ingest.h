@@ -39,6 +39,9 @@ struct KafkaIngestOptions {
   std::string topic;
   int timeout_ms = 5000;                // delivery timeout: then the caller gets an error
   size_t max_pending_bytes = 64 << 20;  // produced and not yet acknowledged
+  // A larger record is refused at once (invalid_argument: the route's 413),
+  // since the workers would dead-letter it (pipeline.max_record_bytes).
+  size_t max_record_bytes = 1 << 20;
 };
 
 class KafkaIngest {
@@ -48,7 +51,8 @@ class KafkaIngest {
   KafkaIngest(const KafkaIngest&) = delete;
   KafkaIngest& operator=(const KafkaIngest&) = delete;
 
-  // api::SubmitMessage: false when the producer's queue is full.
+  // api::SubmitMessage: false when the producer's queue is full. A record
+  // over max_record_bytes fails at once with invalid_argument.
   bool Submit(store::NewMessage message, std::string user_id, api::PutCallback done);
   // A delete record for `id` ({"id","op":"delete"}), keyed by `user_id` when
   // given (the partition of that user's upserts, so it is ordered after

@@ -215,6 +215,7 @@ int ServeCommand::Run() {
         config->ingest.topic.empty() ? config->kafka.input_topics.front() : config->ingest.topic;
     io.timeout_ms = config->ingest.timeout_ms;
     io.max_pending_bytes = config->store_max_queue_bytes;
+    io.max_record_bytes = config->max_record_bytes;
     auto ingest = KafkaIngest::Create(io);
     if (!ingest) {
       log->error("ingest: {}", ingest.error().ToString());

@@ -9,6 +9,7 @@ order, exactly once; a client resumes with Last-Event-ID on any instance; a
 worker killed with -9 loses no message."""
 import concurrent.futures
 import json
+import urllib.error
 import random
 import time
 import uuid
@@ -253,6 +254,82 @@ def test_kill9_of_a_worker_mid_run_every_message_completes(bus, cluster, pg_serv
     assert int(rows) == len(want)
     print(f"{bus}: kill -9 of a worker: {len(want)} of {len(want)} completed, "
           f"{dup} duplicate completions (at-least-once)")
+
+
+class RedisSubscriber:
+    """SUBSCRIBE over a raw socket (RESP2 by hand): the seed 003 side of the redis bus."""
+
+    def __init__(self, port, *channels):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        cmd = ["SUBSCRIBE", *channels]
+        self.sock.sendall(("*%d\r\n" % len(cmd) + "".join(
+            "$%d\r\n%s\r\n" % (len(a.encode()), a) for a in cmd)).encode())
+        self.buf = b""
+        for _ in channels:
+            assert self.reply()[0] == b"subscribe"
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, "redis closed the connection"
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def reply(self):
+        line = self._line()
+        if line[:1] == b"*":
+            return [self.reply() for _ in range(int(line[1:]))]
+        if line[:1] == b"$":
+            n = int(line[1:])
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            value, self.buf = self.buf[:n], self.buf[n + 2:]
+            return value
+        if line[:1] == b":":
+            return int(line[1:])
+        return line[1:]
+
+    def message(self):
+        kind, channel, payload = self.reply()
+        assert kind == b"message"
+        return channel.decode(), json.loads(payload)
+
+
+def test_redis_bus_publishes_seed_003_channels_and_a_too_large_post_is_413(
+        cluster, redis_server):
+    c = cluster("redis")
+    (a,) = c.start("a")
+    prefix = f"es:{c.tag}"
+    sub = RedisSubscriber(redis_server.port, f"{prefix}:chan-user", prefix)
+    sse = SseReader(a.port, "?user_id=chan-user")
+    post(a, f"{c.tag}-p1", "a message for the channels", "chan-user")
+    got = [sub.message() for _ in range(12)]  # 6 events, each on both channels
+    per_user = [m for ch, m in got if ch == f"{prefix}:chan-user"]
+    firehose = [m for ch, m in got if ch == prefix]
+    assert [m["type"] for m in per_user] == LIFECYCLE
+    assert per_user == firehose
+    assert all(m["message_id"] == f"{c.tag}-p1" and m["user_id"] == "chan-user" for m in per_user)
+    events = sse.wait_for(lambda ev: len(ev) >= 6, timeout=60)
+    # The same ids on the channels as on every instance's SSE stream.
+    assert [m["id"] for m in per_user] == [int(e["id"]) for e in events]
+    sse.close()
+
+    # ingest kafka: a record the workers would dead-letter (over
+    # pipeline.max_record_bytes, 1 MiB) is refused before the 202.
+    import urllib.request
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{a.port}/documents?id={c.tag}-big&user_id=x",
+        data=("Words in a sentence. " * 60000).encode(), method="POST",
+        headers={"Content-Type": "text/plain"})
+    try:
+        urllib.request.urlopen(req, timeout=120)
+        raise AssertionError("a 1.2 MB document was accepted")
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        assert e.code == 413 and json.loads(body)["error"] == "too_large", body[:300]
+        assert "max_record_bytes" in body
 
 
 def request_with_headers(svc, method, path, body=None, timeout=30):
