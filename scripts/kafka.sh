@@ -51,7 +51,7 @@ STAMP="$LIBS/.complete"
 READY_TIMEOUT=90
 STOP_TIMEOUT=30
 
-usage() { sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { script_help kafka.sh; }
 
 # ---------------------------------------------------------------- prerequisites
 
@@ -167,8 +167,6 @@ broker_pid() {
   printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # The port the broker in $DIR was configured with (from its server.properties).
 configured_port() {
   sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$DIR/server.properties" 2>/dev/null | head -n1
@@ -190,7 +188,7 @@ admin_config() {  # short timeouts so a not-yet-ready broker fails fast
   printf '%s\n' "$f"
 }
 
-log_tail() {
+log_tail() {  # (not common.sh's: two log files)
   local n="${1:-40}"
   if [[ -s "$DIR/logs/server.log" ]]; then
     echo "--- $DIR/logs/server.log (last $n lines) ---"
@@ -274,9 +272,7 @@ cmd_start() {
   local t_all=$SECONDS
 
   ensure_libs
-  mkdir -p "$CACHE/locks"
-  exec 9>"$CACHE/locks/port-$PORT.lock"
-  flock 9
+  start_lock "$CACHE/locks/port-$PORT.lock"
 
   local pid
   if pid="$(broker_pid)"; then
@@ -289,11 +285,7 @@ cmd_start() {
   fi
   local p
   for p in "$PORT" "$ctrl"; do
-    if port_open "$p"; then
-      local who=""
-      command -v ss >/dev/null 2>&1 && who="$(ss -ltnpH "sport = :$p" 2>/dev/null | head -n1 || true)"
-      die "port $p is in use by another process${who:+: $who} (choose another with --port; the controller uses port+1)"
-    fi
+    die_if_port_busy "$p" "choose another with --port; the controller uses port+1"
   done
 
   # Data dir: fresh unless --keep-data. Only ever delete a directory this script made.
@@ -351,11 +343,7 @@ cmd_start() {
   [[ -n "$pid" ]] || die "could not start java (see $DIR/kafka.out)"
   wait_ready "$pid"
   if [[ -n "$owner" ]]; then
-    # Watchdog: ends with the broker; stops it when the owner process is gone.
-    # shellcheck disable=SC2016  # expanded by the inner shell
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-                    if kill -0 "$2" 2>/dev/null; then exec "$0" stop --port "$3" --dir "$4"; fi' \
-      "$REPO_ROOT/scripts/kafka.sh" "$owner" "$pid" "$PORT" "$DIR" </dev/null >>"$DIR/watchdog.log" 2>&1 8>&- 9>&- &
+    start_watchdog "$DIR/watchdog.log" "$owner" "$pid" "$REPO_ROOT/scripts/kafka.sh" stop --port "$PORT" --dir "$DIR"
   fi
   log "Kafka $KAFKA_VERSION ready on 127.0.0.1:$PORT (pid $pid, $(rss_mib "$pid") MiB RSS, ready in $((SECONDS - t0)) s, total $((SECONDS - t_all)) s; data $DIR)"
   echo "127.0.0.1:$PORT"
@@ -365,13 +353,7 @@ stop_dir() {  # stop the broker of $DIR (if any); $1 = keep data (0/1)
   local keep="$1" pid
   if pid="$(broker_pid)"; then
     local t0=$SECONDS
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS - t0 < STOP_TIMEOUT)); do sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "broker pid $pid did not stop in $STOP_TIMEOUT s; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
+    stop_pid "$pid" "$STOP_TIMEOUT" broker
     log "stopped the broker on port ${PORT} (pid $pid, $((SECONDS - t0)) s)"
   else
     log "no broker from this script is running in $DIR"

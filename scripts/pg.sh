@@ -51,13 +51,7 @@ READY_TIMEOUT=60
 MARKER=".embedstream-pg"      # in the data dir: made by this script (and who the superuser is)
 CONF="embedstream.conf"       # in the data dir: port, addresses, socket dir (rewritten by start)
 
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
-since() {  # since T0_MS: seconds elapsed, e.g. "1.23 s"
-  local d=$(($(now_ms) - $1))
-  printf '%d.%02d s' $((d / 1000)) $((d % 1000 / 10))
-}
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+usage() { script_help pg.sh; }
 
 # ---------------------------------------------------------------- prerequisites
 
@@ -230,20 +224,7 @@ PORT=""
 DATA=""
 
 parse_common() {  # --port/--data anywhere (for psql: only before the psql arguments)
-  ARGS=()
-  local passthrough="${PASSTHROUGH:-0}"
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --port)   [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
-      --port=*) PORT="${1#*=}"; shift ;;
-      --data)   [[ $# -ge 2 ]] || die "--data needs a value"; DATA="$2"; shift 2 ;;
-      --data=*) DATA="${1#*=}"; shift ;;
-      -h|--help) [[ $passthrough -eq 1 ]] && { ARGS+=("$@"); break; }; usage; exit 0 ;;
-      --) shift; ARGS+=("$@"); break ;;
-      *) if [[ $passthrough -eq 1 ]]; then ARGS+=("$@"); break; fi
-         ARGS+=("$1"); shift ;;
-    esac
-  done
+  parse_port_data "$@"
   if [[ -n "$DATA" ]]; then
     DATA="$(abspath_from_caller "$DATA")"
   elif [[ -n "${EMBEDSTREAM_PG_DATA:-}" ]]; then
@@ -259,10 +240,8 @@ parse_common() {  # --port/--data anywhere (for psql: only before the psql argum
     PORT="${DATABASE_PORT:-$(configured_port)}"
     PORT="${PORT:-$DEFAULT_PORT}"
   fi
-  [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ]] || die "bad port '$PORT'"
+  check_port
 }
-
-no_args() { [[ ${#ARGS[@]} -eq 0 ]] || die "$1: unknown argument '${ARGS[0]}' (see --help)"; }
 
 conf_value() {  # conf_value KEY: from $DATA/embedstream.conf (written by start)
   [[ -f "$DATA/$CONF" ]] || return 0
@@ -286,21 +265,6 @@ running() {
   server_pid >/dev/null || return 1
   ensure_fetched
   as_pg "$PGBIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-log_tail() {
-  local n="${1:-40}"
-  if [[ -s "$LOGFILE" ]]; then
-    echo "--- $LOGFILE (last $n lines) ---"
-    tail -n "$n" "$LOGFILE"
-  fi
-}
-
-fail() {  # fail STEP MESSAGE: the log tail, then die
-  log_tail 40 >&2
-  die "$1: $2"
 }
 
 urlencode() {
@@ -422,40 +386,21 @@ SQL
 }
 
 cmd_start() {
-  local owner=""
   parse_common "$@"
-  set -- "${ARGS[@]+"${ARGS[@]}"}"
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --timeout)   [[ $# -ge 2 ]] || die "--timeout needs a value"; READY_TIMEOUT="$2"; shift 2 ;;
-      --timeout=*) READY_TIMEOUT="${1#*=}"; shift ;;
-      --owner-pid) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--owner-pid needs a pid"; owner="$2"; shift 2 ;;
-      *) die "start: unknown argument '$1' (see --help)" ;;
-    esac
-  done
-  [[ "$READY_TIMEOUT" =~ ^[0-9]+$ && "$READY_TIMEOUT" -ge 1 ]] || die "bad --timeout '$READY_TIMEOUT'"
+  parse_start_args "${ARGS[@]+"${ARGS[@]}"}"
   local t_all
   t_all="$(now_ms)"
   ensure_fetched
   need_os_user
-  mkdir -p "$CACHE/locks"
-  exec 9>"$CACHE/locks/$(printf '%s' "$DATA" | cksum | cut -d' ' -f1).lock"
-  flock 9
+  start_lock "$CACHE/locks/$(printf '%s' "$DATA" | cksum | cut -d' ' -f1).lock"
 
   if running; then
-    local cport
-    cport="$(configured_port)"
-    [[ "$cport" == "$PORT" ]] \
-      || die "start: the server on $DATA is already running on port $cport, not $PORT (stop it first)"
+    same_port_or_die
     log "PostgreSQL is already running on 127.0.0.1:$PORT (pid $(server_pid), data $DATA)"
     dsn
     return 0
   fi
-  if port_open "$PORT"; then
-    local who=""
-    command -v ss >/dev/null 2>&1 && who="$(ss -ltnpH "sport = :$PORT" 2>/dev/null | head -n1 || true)"
-    die "start: port $PORT is in use by another process${who:+: $who} (choose another with --port or DATABASE_PORT)"
-  fi
+  die_if_port_busy "$PORT" "choose another with --port or DATABASE_PORT" "start: "
 
   if is_cluster; then
     local v
@@ -497,12 +442,8 @@ cmd_start() {
   setup_database
   local pid
   pid="$(server_pid)"
-  if [[ -n "$owner" ]]; then
-    # Watchdog: ends with the server; stops it when the owner process is gone.
-    # shellcheck disable=SC2016  # expanded by the inner shell
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-                    if kill -0 "$2" 2>/dev/null && [[ -f "$3/postmaster.pid" ]]; then exec "$0" stop --data "$3"; fi' \
-      "$REPO_ROOT/scripts/pg.sh" "$owner" "$pid" "$DATA" </dev/null >>"$CACHE/watchdog.log" 2>&1 8>&- 9>&- &
+  if [[ -n "$OWNER_PID" ]]; then
+    start_watchdog "$CACHE/watchdog.log" "$OWNER_PID" "$pid" "$REPO_ROOT/scripts/pg.sh" stop --data "$DATA"
   fi
   log "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $NF}') + pgvector ${VECTOR_VERSION:-?} ready on 127.0.0.1:$PORT (pid $pid, ready in $t_ready, total $(since "$t_all"); data $DATA; log $LOGFILE)"
   local where="--port $PORT"
@@ -592,13 +533,7 @@ cmd_env() {
 
 cmd_logs() {
   parse_common "$@"
-  parse_logs_args "${ARGS[@]+"${ARGS[@]}"}"
-  local n="$LOGS_N" follow="$LOGS_FOLLOW"
-  [[ -f "$LOGFILE" ]] || die "no log file $LOGFILE"
-  if [[ $follow -eq 1 ]]; then
-    exec tail -n "$n" -F "$LOGFILE"
-  fi
-  tail -n "$n" "$LOGFILE"
+  tail_log "$LOGFILE" "${ARGS[@]+"${ARGS[@]}"}"
 }
 
 # ---------------------------------------------------------------- main

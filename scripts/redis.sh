@@ -34,13 +34,7 @@ STOP_TIMEOUT=30
 MARKER=".embedstream-redis"   # in the data dir: made by this script (reset deletes nothing else)
 CONF="redis.conf"             # in the data dir: rewritten by every start
 
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
-since() {  # since T0_MS: seconds elapsed, e.g. "1.23 s"
-  local d=$(($(now_ms) - $1))
-  printf '%d.%02d s' $((d / 1000)) $((d % 1000 / 10))
-}
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+usage() { script_help redis.sh; }
 
 # ---------------------------------------------------------------- prerequisites
 
@@ -65,20 +59,7 @@ PORT=""
 DATA=""
 
 parse_common() {  # --port/--data anywhere (for cli: only before the redis-cli arguments)
-  ARGS=()
-  local passthrough="${PASSTHROUGH:-0}"
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --port)   [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
-      --port=*) PORT="${1#*=}"; shift ;;
-      --data)   [[ $# -ge 2 ]] || die "--data needs a value"; DATA="$2"; shift 2 ;;
-      --data=*) DATA="${1#*=}"; shift ;;
-      -h|--help) [[ $passthrough -eq 1 ]] && { ARGS+=("$@"); break; }; usage; exit 0 ;;
-      --) shift; ARGS+=("$@"); break ;;
-      *) if [[ $passthrough -eq 1 ]]; then ARGS+=("$@"); break; fi
-         ARGS+=("$1"); shift ;;
-    esac
-  done
+  parse_port_data "$@"
   [[ -z "$PORT" ]] && PORT="${REDIS_PORT:-}"
   if [[ -n "$DATA" ]]; then
     DATA="$(abspath_from_caller "$DATA")"
@@ -86,31 +67,17 @@ parse_common() {  # --port/--data anywhere (for cli: only before the redis-cli a
     [[ -z "$PORT" ]] && PORT="$(configured_port)"
   fi
   PORT="${PORT:-$DEFAULT_PORT}"
-  [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ]] || die "bad port '$PORT'"
+  check_port
   [[ -n "$DATA" ]] || DATA="$CACHE/data-$PORT"
   PIDFILE="$DATA/redis.pid"
   LOGFILE="$DATA/redis.log"
 }
-
-no_args() { [[ ${#ARGS[@]} -eq 0 ]] || die "$1: unknown argument '${ARGS[0]}' (see --help)"; }
 
 configured_port() {  # the port in $DATA/redis.conf (written by start), if any
   sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$DATA/$CONF" 2>/dev/null | head -n1 || true
 }
 
 ours() { [[ -f "$DATA/$MARKER" ]]; }
-
-# alive PID: the process exists and is not a zombie. An exited server stays a
-# zombie until its parent (init, once this script has returned) reaps it, which
-# some container inits do only now and then; kill -0 succeeds on a zombie.
-alive() {
-  local s
-  s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  s="${s##*) }"
-  [[ -n "$s" && "${s%% *}" != Z ]]
-}
-# The same function for the watchdog's inner shell.
-ALIVE_FN="$(declare -f alive)"
 
 # Pid of the redis-server of $DATA, if it runs (checks the process name, so a
 # stale pid file whose pid was reused is not taken for the server).
@@ -124,8 +91,6 @@ server_pid() {
   printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 ping() {  # PONG from 127.0.0.1:$PORT? redis-cli when there, else bash's /dev/tcp
   if command -v redis-cli >/dev/null 2>&1; then
     [[ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$PORT" PING 2>/dev/null)" == PONG ]]
@@ -138,19 +103,6 @@ ping() {  # PONG from 127.0.0.1:$PORT? redis-cli when there, else bash's /dev/tc
 }
 
 url() { printf 'redis://127.0.0.1:%s\n' "$PORT"; }
-
-log_tail() {
-  local n="${1:-40}"
-  if [[ -s "$LOGFILE" ]]; then
-    echo "--- $LOGFILE (last $n lines) ---"
-    tail -n "$n" "$LOGFILE"
-  fi
-}
-
-fail() {  # fail STEP MESSAGE: the log tail, then die
-  log_tail 40 >&2
-  die "$1: $2"
-}
 
 # ---------------------------------------------------------------- start
 
@@ -174,40 +126,21 @@ EOF
 }
 
 cmd_start() {
-  local owner=""
   parse_common "$@"
-  set -- "${ARGS[@]+"${ARGS[@]}"}"
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --timeout)   [[ $# -ge 2 ]] || die "--timeout needs a value"; READY_TIMEOUT="$2"; shift 2 ;;
-      --timeout=*) READY_TIMEOUT="${1#*=}"; shift ;;
-      --owner-pid) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--owner-pid needs a pid"; owner="$2"; shift 2 ;;
-      *) die "start: unknown argument '$1' (see --help)" ;;
-    esac
-  done
-  [[ "$READY_TIMEOUT" =~ ^[0-9]+$ && "$READY_TIMEOUT" -ge 1 ]] || die "bad --timeout '$READY_TIMEOUT'"
+  parse_start_args "${ARGS[@]+"${ARGS[@]}"}"
   local t_all
   t_all="$(now_ms)"
   need_redis
-  mkdir -p "$CACHE/locks"
-  exec 9>"$CACHE/locks/port-$PORT.lock"
-  flock 9
+  start_lock "$CACHE/locks/port-$PORT.lock"
 
   local pid
   if pid="$(server_pid)"; then
-    local cport
-    cport="$(configured_port)"
-    [[ "$cport" == "$PORT" ]] \
-      || die "start: the server on $DATA is already running on port $cport, not $PORT (stop it first)"
+    same_port_or_die
     log "Redis is already running on 127.0.0.1:$PORT (pid $pid, data $DATA)"
     url
     return 0
   fi
-  if port_open "$PORT"; then
-    local who=""
-    command -v ss >/dev/null 2>&1 && who="$(ss -ltnpH "sport = :$PORT" 2>/dev/null | head -n1 || true)"
-    die "start: port $PORT is in use by another process${who:+: $who} (choose another with --port or REDIS_PORT)"
-  fi
+  die_if_port_busy "$PORT" "choose another with --port or REDIS_PORT" "start: "
   if [[ -e "$DATA" && ! -f "$DATA/$MARKER" && -n "$(ls -A "$DATA" 2>/dev/null)" ]]; then
     die "start: $DATA exists, is not empty and was not made by this script; refusing to use it (choose another --data)"
   fi
@@ -241,13 +174,9 @@ cmd_start() {
     sleep 0.05
   done
   t_ready="$(since "$t0")"
-  if [[ -n "$owner" ]]; then
-    # Watchdog: ends with the server; stops it when the owner process is gone.
-    # shellcheck disable=SC2016  # expanded by the inner shell
-    setsid bash -c "$ALIVE_FN"'
-                    while alive "$1" && alive "$2"; do sleep 1; done
-                    if alive "$2"; then exec "$0" stop --port "$3" --data "$4"; fi' \
-      "$REPO_ROOT/scripts/redis.sh" "$owner" "$pid" "$PORT" "$DATA" </dev/null >>"$CACHE/watchdog.log" 2>&1 9>&- &
+  if [[ -n "$OWNER_PID" ]]; then
+    start_watchdog "$CACHE/watchdog.log" "$OWNER_PID" "$pid" \
+      "$REPO_ROOT/scripts/redis.sh" stop --port "$PORT" --data "$DATA"
   fi
   log "Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') ready on 127.0.0.1:$PORT (pid $pid, ready in $t_ready, total $(since "$t_all"); data $DATA; log $LOGFILE)"
   url
@@ -266,14 +195,7 @@ cmd_stop() {
   fi
   local t0
   t0="$(now_ms)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-  if alive "$pid"; then
-    warn "redis-server pid $pid did not stop in $STOP_TIMEOUT s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while alive "$pid"; do sleep 0.05; done
-  fi
+  stop_pid "$pid" "$STOP_TIMEOUT" redis-server
   rm -f "$PIDFILE"
   log "stopped Redis on 127.0.0.1:$PORT (pid $pid, $(since "$t0"); nothing is saved)"
 }
@@ -315,13 +237,7 @@ cmd_cli() {
 
 cmd_logs() {
   parse_common "$@"
-  parse_logs_args "${ARGS[@]+"${ARGS[@]}"}"
-  local n="$LOGS_N" follow="$LOGS_FOLLOW"
-  [[ -f "$LOGFILE" ]] || die "no log file $LOGFILE"
-  if [[ $follow -eq 1 ]]; then
-    exec tail -n "$n" -F "$LOGFILE"
-  fi
-  tail -n "$n" "$LOGFILE"
+  tail_log "$LOGFILE" "${ARGS[@]+"${ARGS[@]}"}"
 }
 
 # ---------------------------------------------------------------- main

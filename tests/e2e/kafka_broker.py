@@ -19,7 +19,6 @@ The first start in a fresh checkout downloads the Kafka jars from Maven Central
 """
 from __future__ import annotations
 
-import atexit
 import os
 import pathlib
 import signal
@@ -27,9 +26,9 @@ import subprocess
 import time
 from typing import Iterable, Optional, Sequence, Union
 
-from ports import stable_free_port
+import script_server
+from script_server import REPO, LiveSet, ScriptError, run_script
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
 # Unit separator: cannot clash with JSON or ordinary text in keys/values.
 KEY_SEPARATOR = "\x1f"
@@ -37,28 +36,16 @@ KEY_SEPARATOR = "\x1f"
 __all__ = ["KafkaBroker", "KafkaBrokerError", "free_port_pair", "kafka_broker"]
 
 
-class KafkaBrokerError(RuntimeError):
+class KafkaBrokerError(ScriptError):
     """scripts/kafka.sh failed; the message carries its stderr (with the broker log tail)."""
 
 
 def free_port_pair() -> int:
     """A port P with P and P+1 (the controller) free (see ports.stable_free_port)."""
-    try:
-        return stable_free_port(2)
-    except RuntimeError as e:
-        raise KafkaBrokerError(str(e)) from e
+    return script_server.free_port(2, KafkaBrokerError)
 
 
-_live: "set[KafkaBroker]" = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # e.g. after Ctrl-C; a SIGKILL is covered by --owner-pid
-    for broker in list(_live):
-        try:
-            broker.stop(keep_data=False)
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
+_live = LiveSet(lambda broker: broker.stop(keep_data=False))
 
 
 class KafkaBroker:
@@ -94,15 +81,8 @@ class KafkaBroker:
 
     def _sh(self, command: str, *args: str, input: Optional[str] = None, timeout: float = 120,
             ok_codes: Sequence[int] = (0,)) -> subprocess.CompletedProcess:
-        cmd = ["bash", str(KAFKA_SH), command, "--port", str(self.port), "--dir", str(self.data_dir), *args]
-        try:
-            res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                                 cwd=REPO)
-        except subprocess.TimeoutExpired as e:
-            raise KafkaBrokerError(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stderr or ''}") from e
-        if res.returncode not in ok_codes:
-            raise KafkaBrokerError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr}")
-        return res
+        return run_script(KAFKA_SH, command, "--port", str(self.port), "--dir", str(self.data_dir), *args,
+                          error=KafkaBrokerError, input=input, timeout=timeout, ok_codes=ok_codes)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, keep_data: Optional[bool] = None) -> "KafkaBroker":
@@ -162,14 +142,8 @@ class KafkaBroker:
     def run_class(self, *args: str, ok_codes: Sequence[int] = (0,),
                   timeout: float = 120) -> subprocess.CompletedProcess:
         """A Kafka CLI tool: scripts/kafka.sh run-class CLASS ARGS..."""
-        cmd = ["bash", str(KAFKA_SH), "run-class", *args]
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-        except subprocess.TimeoutExpired as e:
-            raise KafkaBrokerError(f"{' '.join(cmd)}: no answer in {timeout} s") from e
-        if res.returncode not in ok_codes:
-            raise KafkaBrokerError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr}")
-        return res
+        return run_script(KAFKA_SH, "run-class", *args, error=KafkaBrokerError, timeout=timeout,
+                          ok_codes=ok_codes)
 
     def set_topic_config(self, topic: str, **configs: Union[str, int]) -> None:
         """Alter topic configs, e.g. set_topic_config("t", **{"max.message.bytes": 1024})."""

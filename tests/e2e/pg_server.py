@@ -24,71 +24,52 @@ See docs/POSTGRES_TEST_DB.md.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import pathlib
-import subprocess
-import tempfile
 import time
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 from urllib.parse import quote
 
-from ports import stable_free_port
+import script_server
+from script_server import REPO, ScriptError, ScriptServer
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 PG_SH = REPO / "scripts" / "pg.sh"
 CACHE = pathlib.Path(os.environ.get("EMBEDSTREAM_PG_CACHE", REPO / ".cache" / "pg"))
 
 __all__ = ["PgServer", "PgServerError", "free_port", "pg_server"]
 
 
-class PgServerError(RuntimeError):
+class PgServerError(ScriptError):
     """scripts/pg.sh or psql failed; the message carries stderr (with the server log tail)."""
 
 
 def free_port() -> int:
     """A free port below the ephemeral range (see ports.stable_free_port)."""
-    try:
-        return stable_free_port(1)
-    except RuntimeError as e:
-        raise PgServerError(str(e)) from e
+    return script_server.free_port(1, PgServerError)
 
 
-_live: "set[PgServer]" = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # e.g. after Ctrl-C; a SIGKILL is covered by --owner-pid
-    for server in list(_live):
-        try:
-            server.close()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-class PgServer:
+class PgServer(ScriptServer):
     """One PostgreSQL server on 127.0.0.1 run by scripts/pg.sh, with its own data dir.
 
     Without data_dir, a fresh directory under .cache/pg (it must be reachable by the
     unprivileged user postgres runs as when the tests run as root, which a pytest
-    tmp_path under /tmp/pytest-of-root is not); close() deletes it."""
+    tmp_path under /tmp/pytest-of-root is not); close() deletes it.
+
+    start() fetches if needed, runs initdb once, starts and waits until ready (the
+    data dir is kept across stop()/start()); stop() is pg_ctl stop -m fast and
+    keeps the data."""
+
+    SCRIPT = PG_SH
+    Error = PgServerError
 
     def __init__(self, port: Optional[int] = None, data_dir: Union[str, os.PathLike, None] = None,
                  user: str = "postgres", password: str = "postgres",
                  dbname: str = "text_messages_db", start_timeout: float = 60):
-        self.host = "127.0.0.1"
-        self.port = int(port) if port else free_port()
         self.user = user
         self.password = password
         self.dbname = dbname
-        self.start_timeout = start_timeout
-        self._own_dir = data_dir is None
-        if data_dir is None:
-            CACHE.mkdir(parents=True, exist_ok=True)
-            data_dir = tempfile.mkdtemp(prefix=f"test-{self.port}-", dir=CACHE)
-        self.data_dir = pathlib.Path(data_dir).resolve()
+        super().__init__(port, data_dir, start_timeout, CACHE)
         self.fetch_seconds: Optional[float] = None   # the last fetch() call
-        self.start_seconds: Optional[float] = None   # the last start() call
 
     # ------------------------------------------------------------------ connection
     @property
@@ -112,23 +93,9 @@ class PgServer:
         return f"PgServer({self.host}:{self.port}, data_dir={str(self.data_dir)!r})"
 
     # ------------------------------------------------------------------ scripts/pg.sh
-    def _sh(self, command: str, *args: str, input: Optional[str] = None, timeout: float = 120,
-            ok_codes: Sequence[int] = (0,), where: bool = True) -> subprocess.CompletedProcess:
-        cmd = ["bash", str(PG_SH), command]
-        if where:
-            cmd += ["--port", str(self.port), "--data", str(self.data_dir)]
-        cmd += list(args)
-        env = dict(os.environ)
-        env.update({"DATABASE_USER": self.user, "DATABASE_PASSWORD": self.password,
-                    "DATABASE_NAME": self.dbname, "DATABASE_PORT": str(self.port)})
-        try:
-            res = subprocess.run(cmd, input=input, capture_output=True, text=True,
-                                 timeout=timeout, cwd=REPO, env=env)
-        except subprocess.TimeoutExpired as e:
-            raise PgServerError(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stderr or ''}") from e
-        if res.returncode not in ok_codes:
-            raise PgServerError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr}")
-        return res
+    def _script_env(self) -> "dict[str, str]":
+        return {"DATABASE_USER": self.user, "DATABASE_PASSWORD": self.password,
+                "DATABASE_NAME": self.dbname, "DATABASE_PORT": str(self.port)}
 
     def fetch(self) -> pathlib.Path:
         """Install pgserver into .cache/pg/venv if needed; the pginstall path."""
@@ -136,43 +103,6 @@ class PgServer:
         out = self._sh("fetch", where=False, timeout=900).stdout.strip()
         self.fetch_seconds = time.monotonic() - t0
         return pathlib.Path(out)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "PgServer":
-        """Fetch if needed, initdb once, start, wait until ready; the data dir is kept
-        across stop()/start()."""
-        t0 = time.monotonic()
-        self._sh("start", "--timeout", str(int(self.start_timeout)), "--owner-pid", str(os.getpid()),
-                 timeout=self.start_timeout + 900)  # the first start may install pgserver
-        self.start_seconds = time.monotonic() - t0
-        _live.add(self)
-        return self
-
-    def stop(self) -> None:
-        """pg_ctl stop -m fast; keeps the data."""
-        self._sh("stop", timeout=120)
-        _live.discard(self)
-
-    def restart(self) -> "PgServer":
-        self.stop()
-        return self.start()
-
-    def is_running(self) -> bool:
-        return self._sh("status", ok_codes=(0, 3)).returncode == 0
-
-    def close(self) -> None:
-        """Stop; delete the data dir if this object made it."""
-        if self._own_dir:
-            self._sh("reset", timeout=120)
-        else:
-            self._sh("stop", timeout=120)
-        _live.discard(self)
-
-    def __enter__(self) -> "PgServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ queries
     def psql(self, sql: str, *args: str, dsn: Optional[str] = None, timeout: float = 120) -> str:
@@ -186,10 +116,6 @@ class PgServer:
             cmd += ["-d", dsn]
         cmd += ["-f", "-"]
         return self._sh("psql", "--", *cmd, input=sql, timeout=timeout).stdout.rstrip("\n")
-
-    def logs(self, lines: int = 80) -> str:
-        """The tail of the server log (for assertion messages)."""
-        return self._sh("logs", "-n", str(int(lines)), ok_codes=(0, 1)).stdout
 
 
 try:

@@ -23,63 +23,45 @@ A start takes well under a second; scripts/redis.sh installs redis-server
 """
 from __future__ import annotations
 
-import atexit
 import os
 import pathlib
-import subprocess
-import tempfile
-import time
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
-from ports import stable_free_port
+import script_server
+from script_server import REPO, ScriptError, ScriptServer
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 REDIS_SH = REPO / "scripts" / "redis.sh"
 CACHE = pathlib.Path(os.environ.get("EMBEDSTREAM_REDIS_CACHE", REPO / ".cache" / "redis"))
 
 __all__ = ["RedisServer", "RedisServerError", "free_port", "redis_server"]
 
 
-class RedisServerError(RuntimeError):
+class RedisServerError(ScriptError):
     """scripts/redis.sh or redis-cli failed; the message carries stderr (with the server log tail)."""
 
 
 def free_port() -> int:
     """A free port below the ephemeral range (see ports.stable_free_port)."""
-    try:
-        return stable_free_port(1)
-    except RuntimeError as e:
-        raise RedisServerError(str(e)) from e
+    return script_server.free_port(1, RedisServerError)
 
 
-_live: "set[RedisServer]" = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # e.g. after Ctrl-C; a SIGKILL is covered by --owner-pid
-    for server in list(_live):
-        try:
-            server.close()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-class RedisServer:
+class RedisServer(ScriptServer):
     """One Redis server on 127.0.0.1 run by scripts/redis.sh, with its own data dir
     (conf, pid file, log; no data is persisted). Without data_dir, a fresh
-    directory under .cache/redis; close() deletes it."""
+    directory under .cache/redis; close() deletes it.
+
+    start() installs redis-server first if needed and waits until PING answers
+    (a no-op when it already runs); stop() is SIGTERM (SIGKILL after 30 s), and
+    the keys are gone (nothing is persisted); restart() starts empty."""
+
+    SCRIPT = REDIS_SH
+    Error = RedisServerError
+    SH_TIMEOUT = 60
+    STOP_TIMEOUT = 90
 
     def __init__(self, port: Optional[int] = None, data_dir: Union[str, os.PathLike, None] = None,
                  start_timeout: float = 30):
-        self.host = "127.0.0.1"
-        self.port = int(port) if port else free_port()
-        self.start_timeout = start_timeout
-        self._own_dir = data_dir is None
-        if data_dir is None:
-            CACHE.mkdir(parents=True, exist_ok=True)
-            data_dir = tempfile.mkdtemp(prefix=f"test-{self.port}-", dir=CACHE)
-        self.data_dir = pathlib.Path(data_dir).resolve()
-        self.start_seconds: Optional[float] = None   # the last start() call
+        super().__init__(port, data_dir, start_timeout, CACHE)
 
     # ------------------------------------------------------------------ connection
     @property
@@ -102,59 +84,8 @@ class RedisServer:
     def __repr__(self) -> str:
         return f"RedisServer({self.url}, data_dir={str(self.data_dir)!r})"
 
-    # ------------------------------------------------------------------ scripts/redis.sh
-    def _sh(self, command: str, *args: str, input: Optional[str] = None, timeout: float = 60,
-            ok_codes: Sequence[int] = (0,)) -> subprocess.CompletedProcess:
-        cmd = ["bash", str(REDIS_SH), command, "--port", str(self.port), "--data", str(self.data_dir),
-               *args]
-        env = dict(os.environ)
-        env["REDIS_PORT"] = str(self.port)
-        try:
-            res = subprocess.run(cmd, input=input, capture_output=True, text=True,
-                                 timeout=timeout, cwd=REPO, env=env)
-        except subprocess.TimeoutExpired as e:
-            raise RedisServerError(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stderr or ''}") from e
-        if res.returncode not in ok_codes:
-            raise RedisServerError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr}")
-        return res
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "RedisServer":
-        """Start (installing redis-server first if needed) and wait until PING
-        answers; a no-op when it already runs."""
-        t0 = time.monotonic()
-        self._sh("start", "--timeout", str(int(self.start_timeout)), "--owner-pid", str(os.getpid()),
-                 timeout=self.start_timeout + 900)  # the first start may apt-get install
-        self.start_seconds = time.monotonic() - t0
-        _live.add(self)
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM (SIGKILL after 30 s); the keys are gone (nothing is persisted)."""
-        self._sh("stop", timeout=90)
-        _live.discard(self)
-
-    def restart(self) -> "RedisServer":
-        """Stop and start again on the same port (and data dir); starts empty."""
-        self.stop()
-        return self.start()
-
-    def is_running(self) -> bool:
-        return self._sh("status", ok_codes=(0, 3)).returncode == 0
-
-    def close(self) -> None:
-        """Stop; delete the data dir if this object made it."""
-        if self._own_dir:
-            self._sh("reset", timeout=90)
-        else:
-            self._sh("stop", timeout=90)
-        _live.discard(self)
-
-    def __enter__(self) -> "RedisServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _script_env(self) -> "dict[str, str]":
+        return {"REDIS_PORT": str(self.port)}
 
     # ------------------------------------------------------------------ commands
     def cli(self, *args: str, input: Optional[str] = None, timeout: float = 60) -> str:
@@ -164,10 +95,6 @@ class RedisServer:
         reply is output, not an exception: it starts with "ERR " / "WRONGTYPE "."""
         return self._sh("cli", "--", *[str(a) for a in args], input=input,
                         timeout=timeout).stdout.rstrip("\n")
-
-    def logs(self, lines: int = 80) -> str:
-        """The tail of the server log (for assertion messages)."""
-        return self._sh("logs", "-n", str(int(lines)), ok_codes=(0, 1)).stdout
 
 
 try:
