@@ -72,7 +72,9 @@ const std::vector<std::string>& ClientFleet::EventTypes() {
 
 // One SSE connection. Everything runs on the fleet's io thread.
 struct Connection {
-  explicit Connection(asio::io_context& ioc, size_t index_) : socket(ioc), index(index_) {}
+  Connection(asio::io_context& ioc, size_t index_, size_t endpoint_) : socket(ioc), index(index_) {
+    result.endpoint = endpoint_;
+  }
 
   enum class Body { kHead, kIdentity, kChunkSize, kChunkData, kChunkEnd, kDone };
 
@@ -95,8 +97,8 @@ struct ClientFleet::Impl {
   FleetOptions options;
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
-  tcp::resolver::results_type endpoints;
-  std::string request;
+  std::vector<tcp::resolver::results_type> endpoints;  // per FleetOptions::endpoints
+  std::vector<std::string> requests;                   // the GET of each endpoint
   std::vector<std::unique_ptr<Connection>> conns;
   size_t next_connect = 0;
   bool stopping = false;
@@ -106,26 +108,27 @@ struct ClientFleet::Impl {
   void ConnectNext() {
     if (stopping || next_connect >= conns.size()) return;
     Connection& c = *conns[next_connect++];
-    asio::async_connect(
-        c.socket, endpoints, [this, &c](const boost::system::error_code& ec, const tcp::endpoint&) {
-          if (ec) {
-            Fail(c, "connect: " + ec.message());
-            ++fleet.finished_connecting_;
-            ConnectNext();
-            return;
-          }
-          c.socket.set_option(tcp::no_delay(true));
-          asio::async_write(c.socket, asio::buffer(request),
-                            [this, &c](const boost::system::error_code& wec, size_t) {
-                              if (wec) {
-                                Fail(c, "write: " + wec.message());
-                                ++fleet.finished_connecting_;
-                                ConnectNext();
-                                return;
-                              }
-                              Read(c);
-                            });
-        });
+    asio::async_connect(c.socket, endpoints[c.result.endpoint],
+                        [this, &c](const boost::system::error_code& ec, const tcp::endpoint&) {
+                          if (ec) {
+                            Fail(c, "connect: " + ec.message());
+                            ++fleet.finished_connecting_;
+                            ConnectNext();
+                            return;
+                          }
+                          c.socket.set_option(tcp::no_delay(true));
+                          asio::async_write(
+                              c.socket, asio::buffer(requests[c.result.endpoint]),
+                              [this, &c](const boost::system::error_code& wec, size_t) {
+                                if (wec) {
+                                  Fail(c, "write: " + wec.message());
+                                  ++fleet.finished_connecting_;
+                                  ConnectNext();
+                                  return;
+                                }
+                                Read(c);
+                              });
+                        });
   }
 
   void Fail(Connection& c, std::string why) {
@@ -261,6 +264,23 @@ struct ClientFleet::Impl {
     if (const auto ts = NumberField(e.data, "\"timestamp\":")) {
       fleet.delays_ms_.push_back(static_cast<float>((read_time - *ts) * 1000.0));
       fleet.delay_types_.push_back(TypeIndex(e.event));
+      fleet.delay_endpoints_.push_back(static_cast<uint8_t>(r.endpoint));
+      fleet.delay_published_s_.push_back(static_cast<float>(*ts - fleet.start_unix_));
+      if (options.trace && c.index < options.endpoints.size()) {
+        std::string message_id;
+        if (const size_t at = e.data.find("\"message_id\":\""); at != std::string_view::npos) {
+          const size_t from = at + 14;
+          message_id = std::string(e.data.substr(from, e.data.find('"', from) - from));
+        }
+        TraceRecord t;
+        t.endpoint = static_cast<uint8_t>(r.endpoint);
+        t.id = id;
+        t.type = e.event;
+        t.message_id = std::move(message_id);
+        t.timestamp = *ts;
+        t.read = read_time;
+        fleet.trace_.push_back(std::move(t));
+      }
     } else {
       ++r.bad_timestamps;
     }
@@ -282,21 +302,30 @@ ClientFleet::~ClientFleet() { Stop(); }
 
 bool ClientFleet::Start(std::string* error) {
   Impl& im = *impl_;
-  boost::system::error_code ec;
-  tcp::resolver resolver(im.ioc);
-  im.endpoints = resolver.resolve(im.options.host, std::to_string(im.options.port), ec);
-  if (ec) {
-    if (error) *error = "cannot resolve " + im.options.host + ": " + ec.message();
+  start_unix_ = WallSeconds();
+  if (im.options.endpoints.empty() || im.options.endpoints.size() > 255) {
+    if (error) *error = "the fleet needs 1 to 255 endpoints";
     return false;
   }
-  const bool v6 = im.options.host.find(':') != std::string::npos;
-  im.request = "GET " + im.options.target +
-               " HTTP/1.1\r\nHost: " + (v6 ? "[" + im.options.host + "]" : im.options.host) + ":" +
-               std::to_string(im.options.port) +
-               "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
-               "User-Agent: bench_sse\r\n\r\n";
-  for (int i = 0; i < im.options.clients; ++i)
-    im.conns.push_back(std::make_unique<Connection>(im.ioc, static_cast<size_t>(i)));
+  tcp::resolver resolver(im.ioc);
+  for (const auto& ep : im.options.endpoints) {
+    boost::system::error_code ec;
+    im.endpoints.push_back(resolver.resolve(ep.host, std::to_string(ep.port), ec));
+    if (ec) {
+      if (error) *error = "cannot resolve " + ep.host + ": " + ec.message();
+      return false;
+    }
+    const bool v6 = ep.host.find(':') != std::string::npos;
+    im.requests.push_back("GET " + ep.target + " HTTP/1.1\r\nHost: " +
+                          (v6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port) +
+                          "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+                          "User-Agent: bench_sse\r\n\r\n");
+  }
+  const size_t n_endpoints = im.options.endpoints.size();
+  for (int i = 0; i < im.options.clients; ++i) {
+    const auto index = static_cast<size_t>(i);
+    im.conns.push_back(std::make_unique<Connection>(im.ioc, index, index % n_endpoints));
+  }
   asio::post(im.ioc, [&im] {
     for (int i = 0; i < std::max(1, im.options.connect_parallel); ++i) im.ConnectNext();
   });

@@ -155,6 +155,9 @@ class KafkaEventBus final : public internal::BusBase, public RdKafka::EventCb {
     RdKafka::TopicPartition::destroy(parts);
     if (assigned != RdKafka::ERR_NO_ERROR)
       return Error(errc::unavailable, "events topic assign: " + RdKafka::err2str(assigned));
+    if (auto st = producer_->WarmUp(options_.topic, 5000); !st.ok())
+      log_->warn("events bus: {}; the first events may wait for the next metadata refresh",
+                 st.error().ToString());
     SetUp(true, "");
     log_->info("events bus: kafka topic {} from offset {} (window {}, newest {})", options_.topic,
                start, window, high);

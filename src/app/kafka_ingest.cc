@@ -47,6 +47,11 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Create(const KafkaIngestOption
   });
   if (!producer) return producer.error();
   self->producer_ = std::move(*producer);
+  // Before /ready: the first POST is then not held for a metadata refresh.
+  if (auto st = self->producer_->WarmUp(options.topic, 5000); !st.ok()) {
+    GetLogger("app")->warn("ingest: {}; the first POSTs may wait for the next metadata refresh",
+                           st.error().ToString());
+  }
   self->poller_ = std::thread([raw] {
     auto next_ping = std::chrono::steady_clock::now();
     while (!raw->stopping_.load(std::memory_order_acquire)) {

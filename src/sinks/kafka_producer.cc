@@ -128,6 +128,18 @@ int KafkaProducer::Flush(int timeout_ms) {
 
 int KafkaProducer::outstanding() const { return impl_->producer->outq_len(); }
 
+Status KafkaProducer::WarmUp(const std::string& topic, int timeout_ms) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> handle(
+      RdKafka::Topic::create(impl_->producer.get(), topic, nullptr, err));
+  if (!handle) return Error(errc::invalid_argument, "topic " + topic + ": " + err);
+  RdKafka::Metadata* raw = nullptr;
+  const auto code = impl_->producer->metadata(false, handle.get(), &raw, timeout_ms);
+  delete raw;
+  if (code == RdKafka::ERR_NO_ERROR) return Status::Ok();
+  return Error(errc::unavailable, "metadata of " + topic + ": " + RdKafka::err2str(code));
+}
+
 Status KafkaProducer::Ping(int timeout_ms) {
   RdKafka::Metadata* raw = nullptr;
   const auto err = impl_->producer->metadata(false, nullptr, &raw, timeout_ms);

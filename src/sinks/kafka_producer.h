@@ -57,6 +57,10 @@ class KafkaProducer {
   // Asks a broker for the cluster's metadata: ok when one answers within
   // timeout_ms (readiness probes; any thread).
   Status Ping(int timeout_ms);
+  // Learns where `topic` lives now (a metadata request for it), so the first
+  // record produced to it is sent at once: otherwise librdkafka holds it until
+  // its next periodic metadata refresh, up to a second later.
+  Status WarmUp(const std::string& topic, int timeout_ms);
 
  private:
   Status ProduceRaw(const std::string& topic, const std::string& key, const char* value,
