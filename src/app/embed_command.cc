@@ -1,5 +1,7 @@
 #include "app/embed_command.h"
 
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include "core/clock.h"
 #include "core/json_writer.h"
 #include "core/logging.h"
+#include "core/progress.h"
 #include "core/uuid.h"
 #include "pipeline/record.h"
 #include "pipeline/runtime.h"
@@ -43,7 +46,10 @@ class LinesSource : public pipeline::Source {
         break;
       }
       ++line_no_;
-      if (line.empty()) continue;
+      if (line.empty()) {
+        if (progress_ != nullptr) progress_->Add();  // never acked: counted here
+        continue;
+      }
       auto decoded = pipeline::DecodeRecord(line, decode_);
       pipeline::Record r;
       r.handle = line_no_;
@@ -83,6 +89,7 @@ class LinesSource : public pipeline::Source {
   }
 
   size_t lines() const { return line_no_; }
+  void set_progress(Progress* progress) { progress_ = progress; }
   const std::string& error() const { return error_; }
 
  private:
@@ -103,7 +110,26 @@ class LinesSource : public pipeline::Source {
   const pipeline::DecodeOptions decode_;
   size_t line_no_ = 0;
   std::string error_;
+  Progress* progress_ = nullptr;
 };
+
+// Lines of a regular file (a newline-less last line counts); 0 for a pipe or
+// a terminal, whose size is not known ahead.
+uint64_t CountLines(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
+  uint64_t lines = 0;
+  char last = '\n';
+  std::vector<char> buf(1 << 20);
+  for (off_t off = 0; off < st.st_size;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+    if (n <= 0) return 0;
+    for (ssize_t i = 0; i < n; ++i) lines += buf[static_cast<size_t>(i)] == '\n';
+    last = buf[static_cast<size_t>(n - 1)];
+    off += n;
+  }
+  return lines + (last != '\n' ? 1 : 0);
+}
 
 // Time in the encoder, for the closing log line.
 class EncoderTime : public pipeline::Listener {
@@ -199,8 +225,17 @@ int EmbedCommand::Run() {
   pipeline::Runtime runtime(lines, &embedder, {&out}, ro);
   EncoderTime timing;
   runtime.AddListener(&timing);
+  // On a terminal: lines done of the file's lines (stdin redirected from a
+  // file counts too), rate and ETA.
+  Progress progress({.label = "embed", .total = CountLines(fd), .unit = "lines"});
+  AckProgress acked(progress);
+  if (progress.enabled()) {
+    lines.set_progress(&progress);
+    runtime.AddListener(&acked);
+  }
   std::atomic<bool> stop{false};
   runtime.Run(stop);  // until end of input, then drains
+  progress.Finish();
   if (fd != 0) ::close(fd);
   const auto& st = runtime.stats();
   const uint64_t embedded = st.stored.load();

@@ -132,8 +132,15 @@ int PgCommand::Run(const std::string& action) {
     ro.drain_timeout = std::chrono::milliseconds(60'000);
     std::atomic<bool> stop{false};
     {
+      // On a terminal: rows done of those pending at the start.
+      auto before = src.Count();
+      Progress progress(
+          {.label = "pg reembed", .total = before ? before->pending : 0, .unit = "rows"});
+      AckProgress acked(progress);
       pipeline::Runtime runtime(src, &embedder, {&vectors}, ro);
+      if (progress.enabled()) runtime.AddListener(&acked);
       runtime.Run(stop);
+      progress.Finish();
     }
     src.Close();
     const auto& st = src.stats();

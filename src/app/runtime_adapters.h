@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/lifecycle.h"
+#include "core/progress.h"
 #include "model/sentence_encoder.h"
 #include "pipeline/encoder_embedder.h"
 #include "pipeline/stage.h"
@@ -45,6 +46,16 @@ class LifecycleListener : public pipeline::Listener {
   const size_t dim_;
   const bool completes_;          // false in text mode: the PostgreSQL source completes them
   const bool announce_received_;  // false: the source published message_received
+};
+
+// Source records answered (written or dead-lettered): a progress line's count.
+class AckProgress : public pipeline::Listener {
+ public:
+  explicit AckProgress(Progress& progress) : progress_(progress) {}
+  void OnAcked(const pipeline::Record&) override { progress_.Add(); }
+
+ private:
+  Progress& progress_;
 };
 
 }  // namespace embedstream::app

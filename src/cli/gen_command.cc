@@ -1,5 +1,7 @@
 #include "cli/gen_command.h"
 
+#include "core/progress.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -73,6 +75,7 @@ int GenCommand::Run() {
       return 2;
     }
     Pacer pacer(rate);
+    Progress progress({.label = "gen", .total = n, .unit = "events"});
     bool ok = true;
     for (uint64_t i = 0; i < n && ok; ++i) {
       pacer.Wait(i);
@@ -80,7 +83,9 @@ int GenCommand::Run() {
       line.push_back('\n');
       ok = std::fwrite(line.data(), 1, line.size(), out) == line.size();
       if (rate > 0) std::fflush(out);
+      progress.Add();
     }
+    progress.Finish();
     ok = std::fflush(out) == 0 && ok;
     if (out != stdout) ok = std::fclose(out) == 0 && ok;
     if (!ok) {
@@ -97,6 +102,7 @@ int GenCommand::Run() {
     return 2;
   }
   Pacer pacer(rate);
+  Progress progress({.label = "gen", .total = n, .unit = "events"});
   for (uint64_t i = 0; i < n; ++i) {
     pacer.Wait(i);
     const EcommerceEvent ev = generator.NextEvent();
@@ -105,7 +111,9 @@ int GenCommand::Run() {
       (*producer)->Finish(60000);
       return 1;
     }
+    progress.Add();
   }
+  progress.Finish();
   const uint64_t undelivered = (*producer)->Finish(90000);
   const uint64_t delivered = (*producer)->delivered();
   Summary(delivered, pacer.Seconds(), "topic " + topic, undelivered);

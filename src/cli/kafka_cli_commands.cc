@@ -1,5 +1,7 @@
 #include "cli/kafka_cli_commands.h"
 
+#include "core/progress.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -98,6 +100,7 @@ int ProduceCommand::Run() {
   }
   size_t bytes = 0;
   const Pacer pacer(rate);
+  Progress progress({.label = "produce", .total = messages.size(), .unit = "messages"});
   for (size_t i = 0; i < messages.size(); ++i) {
     pacer.Wait(i);
     const Out& m = messages[i];
@@ -107,7 +110,9 @@ int ProduceCommand::Run() {
       return 1;
     }
     bytes += value.size();
+    progress.Add();
   }
+  progress.Finish();
   const uint64_t undelivered = (*producer)->Finish(60000);
   const uint64_t delivered = (*producer)->delivered();
   const double secs = pacer.Seconds();

@@ -9,7 +9,7 @@
 
 namespace embedstream::store {
 
-Result<size_t> EmbeddedStore::Impl::CatchUp(int64_t after_seq) {
+Result<size_t> EmbeddedStore::Impl::CatchUp(int64_t after_seq, Progress* progress) {
   auto st = writer.Prepare(
       "SELECT row_id, status, vector, change_seq FROM messages WHERE change_seq > ?1 "
       "ORDER BY change_seq");
@@ -49,6 +49,7 @@ Result<size_t> EmbeddedStore::Impl::CatchUp(int64_t after_seq) {
     }
     index_seq = std::max(index_seq, st->ColumnInt(3));
     ++applied;
+    if (progress != nullptr) progress->Add();
   }
   if (auto s = flush(); !s) return s.error();
   return applied;

@@ -1,5 +1,7 @@
 #include "store/embedded_store.h"
 
+#include <optional>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -238,7 +240,17 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const StoreOptions& o
     rebuilt = true;
   }
   impl->index_seq = covered;
-  auto applied = impl->CatchUp(covered);
+  // A rebuild of a large store takes a while: progress on a terminal.
+  std::optional<Progress> progress;
+  if (rebuilt && Progress::DefaultEnabled()) {
+    auto count = impl->writer.Prepare("SELECT count(*) FROM messages");
+    uint64_t rows = 0;
+    if (count && count->Step().ok()) rows = static_cast<uint64_t>(count->ColumnInt(0));
+    progress.emplace(
+        ProgressOptions{.label = "store index rebuild", .total = rows, .unit = "rows"});
+  }
+  auto applied = impl->CatchUp(covered, progress ? &*progress : nullptr);
+  if (progress) progress->Finish();
   if (!applied) return applied.error();
   log->info("store {} open: {} vectors indexed ({} rows {} from SQLite)", options.dir.string(),
             impl->index->live_count(), *applied, rebuilt ? "indexed" : "caught up");

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/progress.h"
 #include "core/result.h"
 #include "store/embedded_store.h"
 #include "store/internal/sqlite_db.h"
@@ -110,7 +111,8 @@ struct EmbeddedStore::Impl {
   Status Prepare();
   // Applies rows changed after `after_seq` to the index (current row state,
   // so order and repetition do not matter). Caller holds write_mu or is Open.
-  Result<size_t> CatchUp(int64_t after_seq);
+  // `progress` (may be null) counts the rows applied.
+  Result<size_t> CatchUp(int64_t after_seq, Progress* progress = nullptr);
   // Inserts the committed rows' vectors into the index, in parallel on every
   // core (the encoder is idle meanwhile: this runs between its batches).
   // Caller holds write_mu.
