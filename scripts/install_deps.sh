@@ -10,7 +10,8 @@
 #   GROUP      build (default)  compilers, CMake, the libraries, python3 + pip
 #              test             what the test suite adds: venv, Java + Maven
 #                               (the Kafka broker), chromium (the browser test),
-#                               redis-server (the events bus tests)
+#                               redis-server (the events bus tests),
+#                               prometheus (promtool: deploy/prometheus checks)
 #              runtime          only the shared libraries the binary loads
 #                               (deploy/Dockerfile's runtime stage)
 #              dev              clang-format, clang-tidy, shellcheck (lint)

@@ -134,6 +134,7 @@ SourcePipeline::SourcePipeline(std::unique_ptr<pipeline::Source> source,
         &reg.GetHistogram("embedstream_sink_write_seconds", "One write of a batch to a sink",
                           LatencyBucketsSeconds(), {{"source", src}, {"sink", s->name()}}));
   }
+  source_name_ = src;
   e2e_latency_ = &reg.GetHistogram("embedstream_end_to_end_latency_seconds",
                                    "Input record timestamp to stored in every sink",
                                    LatencyBucketsSeconds(), {{"source", src}});
@@ -239,6 +240,16 @@ void SourcePipeline::OnStored(const pipeline::Record& r) {
   if (r.input_timestamp > 0) {
     e2e_latency_->Observe(std::max(0.0, UnixSeconds() - r.input_timestamp));
   }
+}
+
+void SourcePipeline::OnRejected(const pipeline::Record&, const pipeline::Rejection& why) {
+  // Reasons and stages are stable codes (a small set), so the labels stay bounded.
+  MetricsRegistry::Global()
+      .GetCounter("embedstream_dead_letters_total",
+                  "Records written to the dead letters (DLQ topic, failed rows, error lines), by "
+                  "reason and the stage that refused them.",
+                  {{"source", source_name_}, {"reason", why.reason}, {"stage", why.stage}})
+      .Inc();
 }
 
 void SourcePipeline::OnSinkWrite(const std::string& sink, size_t /*items*/,

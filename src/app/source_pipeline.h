@@ -79,6 +79,8 @@ class SourcePipeline : public pipeline::Listener {
   void OnStored(const pipeline::Record& r) override;
   void OnSinkWrite(const std::string& sink, size_t items,
                    std::chrono::duration<double> took) override;
+  // embedstream_dead_letters_total{source,reason,stage}
+  void OnRejected(const pipeline::Record& r, const pipeline::Rejection& why) override;
 
  private:
   std::unique_ptr<pipeline::Source> source_;
@@ -90,6 +92,7 @@ class SourcePipeline : public pipeline::Listener {
   Histogram* batch_size_ = nullptr;
   Histogram* batch_tokens_ = nullptr;
   std::vector<std::pair<std::string, Histogram*>> sink_latency_;
+  std::string source_name_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> refused_too_long_{0};
   std::thread thread_;

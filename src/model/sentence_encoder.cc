@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/cpu_features.h"
 #include "core/logging.h"
+#include "core/metrics.h"
 #include "model/batch_planner.h"
 #include "model/bert_weights.h"
 
@@ -209,7 +210,7 @@ void SentenceEncoder::EmbedTokens(std::span<const std::vector<int32_t>> sequence
     batch_.Clear();
     for (size_t i : plan) batch_.Add(sequences[i]);
     batch_out_.resize(plan.size() * D);
-    backend_->Encode(batch_, batch_out_.data());
+    TimedEncode(batch_, batch_out_.data());
     for (size_t k = 0; k < plan.size(); ++k) {
       std::memcpy(out + plan[k] * D, batch_out_.data() + k * D, D * sizeof(float));
     }
@@ -218,7 +219,20 @@ void SentenceEncoder::EmbedTokens(std::span<const std::vector<int32_t>> sequence
 
 void SentenceEncoder::EmbedBatch(const PackedBatch& batch, float* out) {
   std::lock_guard<FifoMutex> lock(mu_);
+  TimedEncode(batch, out);
+}
+
+void SentenceEncoder::TimedEncode(const PackedBatch& batch, float* out) {
+  // One forward pass, lock held: rate(_sum) is the fraction of time the
+  // encoder computes (its busy share), whoever asked (pipelines, searches).
+  static Histogram& forward = MetricsRegistry::Global().GetHistogram(
+      "embedstream_encoder_forward_seconds",
+      "One forward pass of the encoder (pipelines and search queries); rate of the sum = busy "
+      "fraction.",
+      LatencyBucketsSeconds());
+  const auto t0 = std::chrono::steady_clock::now();
   backend_->Encode(batch, out);
+  forward.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace embedstream::model

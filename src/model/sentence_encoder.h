@@ -75,6 +75,8 @@ class SentenceEncoder {
   void EmbedBatch(const PackedBatch& batch, float* out);
 
  private:
+  // backend_->Encode, timed into embedstream_encoder_forward_seconds; mu_ held.
+  void TimedEncode(const PackedBatch& batch, float* out);
   // precision auto: f32 and int8 timed on a probe batch; the faster by the
   // margin wins (see sentence_encoder.cc). `why` says what was measured.
   static Result<std::unique_ptr<EncoderBackend>> ChooseFastest(
