@@ -21,24 +21,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$root/build/${PRESET:-release}
 serve_bin=$build/embedstream
 bench_bin=$build/bench/bench_sse
-for bin in "$serve_bin" "$bench_bin"; do
-  if [[ ! -x $bin ]]; then
-    echo "run.sh: $bin not found; build it: cmake --build build/${PRESET:-release} --target embedstream bench_sse" >&2
-    exit 2
-  fi
-done
-
+# shellcheck source=bench/sse/lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_bins run.sh "$serve_bin" "$bench_bin"
 # 1000 SSE streams are 1000 sockets in the server.
-want_fds=4096
-if (( $(ulimit -n) < want_fds )); then
-  hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] && hard=$want_fds
-  ulimit -n $(( hard < want_fds ? hard : want_fds ))
-fi
-if (( $(ulimit -n) < 1100 )); then
-  echo "run.sh: open-file limit $(ulimit -n) is below 1100; raise the hard limit (ulimit -Hn, limits.conf)" >&2
-  exit 2
-fi
+raise_fd_limit run.sh
 
 port=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 data=$(mktemp -d "${TMPDIR:-/tmp}/embedstream-sse-bench.XXXXXX")

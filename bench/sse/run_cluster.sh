@@ -62,26 +62,13 @@ case "${bus_arg:-both}" in
   *) echo "run_cluster.sh: --bus must be kafka, redis or both, not '$bus_arg'" >&2; exit 2 ;;
 esac
 
-for bin in "$serve_bin" "$bench_bin"; do
-  if [[ ! -x $bin ]]; then
-    echo "run_cluster.sh: $bin not found; build it: cmake --build build/${PRESET:-release} --target embedstream bench_sse" >&2
-    exit 2
-  fi
-done
-
+# shellcheck source=bench/sse/lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_bins run_cluster.sh "$serve_bin" "$bench_bin"
 # 1000 SSE streams are 1000 sockets in bench_sse (which raises its own soft
 # limit) and ~500 per instance (each serve raises its own soft limit to the
 # hard one at start-up); raised here too, for older binaries.
-want_fds=4096
-if (( $(ulimit -n) < want_fds )); then
-  hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] && hard=$want_fds
-  ulimit -n $(( hard < want_fds ? hard : want_fds ))
-fi
-if (( $(ulimit -n) < 1100 )); then
-  echo "run_cluster.sh: open-file limit $(ulimit -n) is below 1100; raise the hard limit (ulimit -Hn, limits.conf)" >&2
-  exit 2
-fi
+raise_fd_limit run_cluster.sh
 
 free_port() {  # a free TCP port on 127.0.0.1 (and, with "pair", port+1 free too)
   python3 - "$@" <<'EOF'
