@@ -10,6 +10,7 @@
 #include "api/access_policy.h"
 #include "api/api_routes.h"
 #include "api/dashboard.h"
+#include "api/openapi.h"
 #include "api/qdrant_search.h"
 #include "app/event_bus.h"
 #include "app/kafka_ingest.h"
@@ -385,6 +386,7 @@ int ServeCommand::Run() {
   if (svc.api) svc.api->Register(http);
   svc.hub->Attach(http, "/events");
   api::RegisterDashboard(http);
+  api::RegisterOpenApi(http);  // GET /openapi.json (docs/openapi.yaml)
   if (auto st = http.Start(); !st.ok()) {
     log->error("{}", st.error().ToString());
     return 2;

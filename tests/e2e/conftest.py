@@ -1,11 +1,27 @@
-"""Shared fixtures for the black-box tests: the built binary and the model."""
+"""Shared fixtures for the black-box tests: the built binary and the model; the
+OpenAPI check of every response."""
 import os
 import pathlib
 import subprocess
 
 import pytest
 
+import openapi_check
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
+
+# Every response from `embedstream serve` that http.client (urllib) receives in
+# any e2e test is checked against docs/openapi.yaml (tests/e2e/openapi_check.py;
+# EMBEDSTREAM_OPENAPI_CHECK=0 switches it off).
+openapi_check.install_http_hook()
+
+
+def pytest_terminal_summary(terminalreporter):
+    n = openapi_check.checked
+    if n["responses"] or n["frames"]:
+        terminalreporter.write_line(
+            f"docs/openapi.yaml: {n['responses']} responses and {n['frames']} SSE frames "
+            "from embedstream checked")
 
 
 @pytest.fixture(scope="session")

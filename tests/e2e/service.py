@@ -1,4 +1,11 @@
-"""Starting and stopping `embedstream serve` in e2e tests (stdlib only)."""
+"""Starting and stopping `embedstream serve` in e2e tests (stdlib only).
+
+Every response a Service or SseReader receives is checked against
+docs/openapi.yaml when tests/e2e/openapi_check.py is active: conftest.py
+installs its hook into http.client for every e2e test, so `get`, `request` and
+`post` (urllib) are checked there; SseReader checks each SSE frame itself.
+Without it (the benchmarks that import this file) nothing is checked.
+"""
 import http.client
 import json
 import os
@@ -6,10 +13,18 @@ import pathlib
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+
+
+def _openapi():
+    """openapi_check once conftest.py has switched it on, else None (no import here:
+    this file stays stdlib-only)."""
+    module = sys.modules.get("openapi_check")
+    return module if module is not None and module.active() else None
 
 
 def free_port() -> int:
@@ -111,6 +126,7 @@ class SseReader:
 
     def __init__(self, port, query="", last_event_id=None):
         self.events = []
+        self.invalid = []  # frames docs/openapi.yaml does not allow, with why
         self.lock = threading.Lock()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers = {"Accept": "text/event-stream"}
@@ -130,8 +146,12 @@ class SseReader:
                 line = raw.decode().rstrip("\n").rstrip("\r")
                 if not line:
                     if "data" in frame:
+                        checker = _openapi()
+                        errors = checker.OpenApi.load().sse_frame_errors(frame) if checker else []
                         with self.lock:
                             self.events.append(frame)
+                            if errors:
+                                self.invalid.append(f"{frame}: {'; '.join(errors)}")
                     frame = {}
                 elif not line.startswith(":"):
                     key, _, value = line.partition(":")
@@ -141,6 +161,9 @@ class SseReader:
 
     def snapshot(self):
         with self.lock:
+            if self.invalid:
+                raise AssertionError("GET /events sent frames docs/openapi.yaml does not allow: " +
+                                     " | ".join(self.invalid[:5]))
             return list(self.events)
 
     def wait_for(self, pred, timeout=60):
