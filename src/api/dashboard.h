@@ -1,7 +1,7 @@
 #pragma once
 // The dashboard page served at GET / by `embedstream serve`: one
 // self-contained HTML file (src/api/dashboard/index.html) compiled into the
-// binary at build time (dashboard/embed_html.cmake), so the binary needs no
+// binary at build time (embed_text.cmake), so the binary needs no
 // files beside it and works offline.
 
 #include <string_view>
