@@ -111,32 +111,11 @@ TEST(OpenApiTest, RefusesWhatJsonCannotHold) {
   }
 }
 
-std::string Get(uint16_t port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{};
-  tv.tv_sec = 5;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    char buf[8192];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;)
-      out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
 TEST(OpenApiTest, ServedAsJson) {
   server::HttpServer http({.host = "127.0.0.1", .port = 0});
   RegisterOpenApi(http);
   ASSERT_TRUE(http.Start().ok());
-  const std::string resp = Get(
+  const std::string resp = embedstream::testing::RawHttpExchange(
       http.port(), "GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
   http.Stop();
   const size_t head_end = resp.find("\r\n\r\n");
