@@ -230,15 +230,11 @@ class KafkaEventBus final : public internal::BusBase, public RdKafka::EventCb {
         log_->warn("events bus read: {}", msg->errstr());
       }
       if (std::chrono::steady_clock::now() >= next_head) {
-        // The high watermark the consumer already fetched: no broker call.
+        // Once a second: the broker's high watermark (the lag) and whether it answers.
         int64_t low = 0, high = 0;
-        if (consumer_->get_watermark_offsets(options_.topic, kPartition, &low, &high) ==
-                RdKafka::ERR_NO_ERROR &&
-            high >= 0) {
-          SetHead(static_cast<uint64_t>(high));
-        }
         const bool up = consumer_->query_watermark_offsets(options_.topic, kPartition, &low, &high,
                                                            1000) == RdKafka::ERR_NO_ERROR;
+        if (up && high >= 0) SetHead(static_cast<uint64_t>(high));
         SetUp(up, up ? "" : "the broker does not answer");
         next_head = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       }
