@@ -12,6 +12,7 @@
 #include "api/dashboard.h"
 #include "api/openapi.h"
 #include "api/qdrant_search.h"
+#include "app/dashboard_series.h"
 #include "app/event_bus.h"
 #include "app/kafka_ingest.h"
 #include "app/message_service.h"
@@ -130,6 +131,7 @@ struct Service {
   std::unique_ptr<PostgresSearch> postgres_search;
   std::unique_ptr<api::ApiRoutes> api;
   std::unique_ptr<PipelineSet> pipelines;
+  std::unique_ptr<DashboardSeries> series;  // the dashboard's charts; after pipelines
   BuiltSources sources;
   std::unique_ptr<server::HttpServer> http;
 };
@@ -268,6 +270,7 @@ int ServeCommand::Run() {
     svc.http_source = built->http;
     if (built->postgres != nullptr) RegisterPostgresSourceMetrics(built->postgres);
     if (built->kafka != nullptr) RegisterKafkaLagMetrics(built->kafka);
+    svc.series = std::make_unique<DashboardSeries>(*svc.pipelines, built->kafka);
   }
   if (svc.store) {
     api::ApiOptions ao;
@@ -386,6 +389,7 @@ int ServeCommand::Run() {
   if (svc.api) svc.api->Register(http);
   svc.hub->Attach(http, "/events");
   api::RegisterDashboard(http);
+  svc.series->Register(http);  // GET /stats/series
   api::RegisterOpenApi(http);  // GET /openapi.json (docs/openapi.yaml)
   if (auto st = http.Start(); !st.ok()) {
     log->error("{}", st.error().ToString());
@@ -404,6 +408,7 @@ int ServeCommand::Run() {
             config->search_backend, config->ingest.mode, config->events.bus);
   if (svc.messages) svc.messages->Start();
   svc.pipelines->StartAll();
+  svc.series->Start();
   running = true;
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   running = false;
@@ -413,6 +418,7 @@ int ServeCommand::Run() {
   // connections and streams; the store saves its index snapshot last.
   if (svc.messages) svc.messages->Stop();
   if (svc.kafka_ingest) svc.kafka_ingest->Stop();  // answers every POST it was given
+  svc.series->Stop();
   svc.pipelines->StopAll();
   http.Stop();
   if (svc.bus) svc.bus->Stop();

@@ -242,7 +242,26 @@ void SourcePipeline::OnStored(const pipeline::Record& r) {
   }
 }
 
-void SourcePipeline::OnRejected(const pipeline::Record&, const pipeline::Rejection& why) {
+std::vector<SourcePipeline::DeadLetterNote> SourcePipeline::recent_dead_letters() const {
+  std::lock_guard lock(recent_mu_);
+  return {recent_.begin(), recent_.end()};
+}
+
+void SourcePipeline::OnRejected(const pipeline::Record& r, const pipeline::Rejection& why) {
+  {
+    // The detail is for people and may be long (a parser's message): 200 bytes
+    // are kept, cut at a UTF-8 boundary.
+    constexpr size_t kMaxDetail = 200;
+    size_t cut = std::min(why.detail.size(), kMaxDetail);
+    while (cut > 0 && cut < why.detail.size() &&
+           (static_cast<unsigned char>(why.detail[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
+    std::lock_guard lock(recent_mu_);
+    recent_.push_front(
+        {UnixSeconds(), source_name_, r.id, why.reason, why.stage, why.detail.substr(0, cut)});
+    if (recent_.size() > kRecentDeadLetters) recent_.pop_back();
+  }
   // Reasons and stages are stable codes (a small set), so the labels stay bounded.
   MetricsRegistry::Global()
       .GetCounter("embedstream_dead_letters_total",
@@ -303,6 +322,40 @@ void PipelineSet::StopAll(const std::vector<std::string>& order) {
   for (auto& p : pipelines_) p->Stop();
 }
 
+void PipelineSet::WriteDeadLetters(JsonWriter& w) const {
+  uint64_t total = 0;
+  std::vector<SourcePipeline::DeadLetterNote> recent;
+  for (const auto& p : pipelines_) {
+    total += p->stats().rejected.load();
+    auto mine = p->recent_dead_letters();
+    recent.insert(recent.end(), std::make_move_iterator(mine.begin()),
+                  std::make_move_iterator(mine.end()));
+  }
+  std::stable_sort(recent.begin(), recent.end(),
+                   [](const auto& a, const auto& b) { return a.time > b.time; });
+  if (recent.size() > SourcePipeline::kRecentDeadLetters) {
+    recent.resize(SourcePipeline::kRecentDeadLetters);
+  }
+  w.Key("dead_letters").BeginObject().Key("total").Uint(total).Key("recent").BeginArray();
+  for (const auto& d : recent) {
+    w.BeginObject()
+        .Key("time")
+        .Double(d.time)
+        .Key("source")
+        .String(d.source)
+        .Key("id")
+        .String(d.id)
+        .Key("reason")
+        .String(d.reason)
+        .Key("stage")
+        .String(d.stage)
+        .Key("detail")
+        .String(d.detail)
+        .EndObject();
+  }
+  w.EndArray().EndObject();
+}
+
 void PipelineSet::WriteJson(JsonWriter& w) const {
   w.Key("sources").BeginObject();
   for (const auto& p : pipelines_) {
@@ -322,6 +375,7 @@ void PipelineSet::WriteJson(JsonWriter& w) const {
   }
   w.Key("chunked").Uint(chunked).Key("chunks").Uint(chunks).Key("truncated").Uint(truncated);
   w.Key("rejected_too_long").Uint(too_long).Key("deleted").Uint(deleted);
+  WriteDeadLetters(w);
   struct Sum {
     pipeline::CircuitBreaker::State state = pipeline::CircuitBreaker::State::kClosed;
     uint64_t opened_total = 0, rejected_calls = 0, written = 0, refused = 0, writes = 0, errors = 0,

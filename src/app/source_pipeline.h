@@ -16,14 +16,18 @@
 //               consecutive_failures, available, written, refused, writes,
 //               errors, retries, splits, sources: [...]}}  (summed over the
 //               pipelines that write to it; "dlq" is every source's dead letters)
+//   "dead_letters": {"total", "recent": [{time, source, id, reason, stage,
+//               detail}]}  (the last 20 of every source, newest first)
 // Metrics: embedstream_source_*{source}, embedstream_sink_*{source,sink}.
 //
 // Threads: Start/Stop from the owner; stats, JSON and metrics from any thread.
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +75,17 @@ class SourcePipeline : public pipeline::Listener {
   }
   std::vector<const pipeline::SinkGuard*> guards() const { return runtime_->guards(); }
   std::vector<std::string> sink_names() const;
+  // Its embedstream_end_to_end_latency_seconds histogram, and the tokens it
+  // has embedded (the dashboard's series: app/dashboard_series.h).
+  const Histogram& end_to_end_latency() const { return *e2e_latency_; }
+  double tokens_embedded() const { return batch_tokens_->Sum(); }
+  // Its last dead letters (kRecentDeadLetters at most), newest first.
+  struct DeadLetterNote {
+    double time = 0;  // unix seconds
+    std::string source, id, reason, stage, detail;
+  };
+  static constexpr size_t kRecentDeadLetters = 20;
+  std::vector<DeadLetterNote> recent_dead_letters() const;
   // The source's object in /stats "sources".
   void WriteSourceJson(JsonWriter& w) const;
 
@@ -93,6 +108,8 @@ class SourcePipeline : public pipeline::Listener {
   Histogram* batch_tokens_ = nullptr;
   std::vector<std::pair<std::string, Histogram*>> sink_latency_;
   std::string source_name_;
+  mutable std::mutex recent_mu_;
+  std::deque<DeadLetterNote> recent_;  // newest first
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> refused_too_long_{0};
   std::thread thread_;
@@ -114,6 +131,8 @@ class PipelineSet {
   void WriteJson(JsonWriter& w) const;
 
  private:
+  void WriteDeadLetters(JsonWriter& w) const;  // "dead_letters": {...}
+
   std::vector<std::unique_ptr<SourcePipeline>> pipelines_;
 };
 

@@ -327,4 +327,22 @@ void AppendScalarMetric(std::string& out, std::string_view name, std::string_vie
   AppendSample(out, name, {}, value);
 }
 
+double HistogramQuantile(double q, std::span<const double> upper_bounds,
+                         std::span<const uint64_t> cumulative) {
+  ES_CHECK(cumulative.size() == upper_bounds.size() + 1);
+  const uint64_t total = cumulative.back();
+  if (total == 0 || !(q >= 0.0 && q <= 1.0)) return std::nan("");
+  const double rank = q * static_cast<double>(total);
+  size_t b = 0;
+  while (b < upper_bounds.size() && static_cast<double>(cumulative[b]) < rank) ++b;
+  if (b == upper_bounds.size()) {  // in +Inf: the highest bound is all we know
+    return upper_bounds.empty() ? std::nan("") : upper_bounds.back();
+  }
+  const double lower = b == 0 ? 0.0 : upper_bounds[b - 1];
+  const double below = b == 0 ? 0.0 : static_cast<double>(cumulative[b - 1]);
+  const double in_bucket = static_cast<double>(cumulative[b]) - below;
+  if (in_bucket <= 0) return upper_bounds[b];
+  return lower + (upper_bounds[b] - lower) * ((rank - below) / in_bucket);
+}
+
 }  // namespace embedstream

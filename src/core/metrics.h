@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -131,6 +132,15 @@ class MetricsRegistry {
 std::vector<double> LatencyBucketsSeconds();
 // start, start*factor, ... (count bounds); start > 0, factor > 1, count >= 1.
 std::vector<double> ExponentialBuckets(double start, double factor, int count);
+
+// The q-quantile (0..1) of observations counted into buckets, estimated as
+// Prometheus' histogram_quantile does: linear within the bucket that holds
+// the rank, the lowest bucket starting at 0, the +Inf bucket answered with
+// the highest finite bound. `cumulative` has one count per upper bound plus
+// the +Inf bucket (Histogram::CumulativeCounts, or a difference of two of
+// them for a window). NaN when it counts nothing.
+double HistogramQuantile(double q, std::span<const double> upper_bounds,
+                         std::span<const uint64_t> cumulative);
 
 // Helpers for collectors and for the renderer itself.
 // "# HELP name help\n# TYPE name type\n" (help escaped).

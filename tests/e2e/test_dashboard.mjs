@@ -334,3 +334,114 @@ test('dashboard: with auth.token the page, its reads and its stream need the tok
     throw err;
   }
 });
+
+// The charts (GET /stats/series), the pipeline view and the dead letters.
+// Messages flow through the API while the page is open: the charts must get
+// points, draw lines (a canvas that changes) and move. A screenshot of the
+// page is kept in $EMBEDSTREAM_E2E_OUT (build/<preset>/e2e-artifacts under
+// ctest) as dashboard-charts.png, pass or fail (taken before the dead-letter
+// seam below, so it shows only what the server sent).
+test('dashboard: live charts move while messages flow; pipeline view; dead letters', { timeout: 300_000 }, async (t) => {
+  const ctx = await openDashboard(t);
+  const { svc, page } = ctx;
+  const canvasImage = (id) => page.$eval(`#${id} canvas`, (c) => c.toDataURL('image/png'));
+  const points = (id) => page.$eval(`#${id}`, (f) => Number(f.dataset.points || 0));
+  let shot = null;
+  const screenshot = async () => {
+    if (!OUT || shot) return;
+    fs.mkdirSync(OUT, { recursive: true });
+    shot = path.join(OUT, 'dashboard-charts.png');
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    console.error(`screenshot: ${shot}`);
+  };
+  try {
+    await page.goto(`${svc.base}/`);
+    await page.waitForSelector('#conn[data-state="live"]');
+    // The first point within one interval (2 s) of the server's start.
+    await page.waitForFunction(() => Number(document.querySelector('#chart-records').dataset.points) >= 1,
+                               null, { timeout: 15_000 });
+    const idle = await canvasImage('chart-records');
+
+    // --- messages flow: about 12 s, 4 a second --------------------------
+    const ids = [];
+    const flowing = (async () => {
+      for (let i = 0; i < 48; i++) {
+        const r = await svc.api('POST', '/messages', { text: `chart message number ${i} about rivers and boats`, metadata: { user_id: 'charts' } });
+        assert.equal(r.status, 202, JSON.stringify(r.body));
+        ids.push(r.body.id);
+        await sleep(250);
+      }
+    })();
+    // Lines appear: records/s, tokens/s and the latency get a maximum above 0.
+    for (const id of ['chart-records', 'chart-tokens', 'chart-latency']) {
+      await page.waitForFunction((fid) => Number(document.querySelector(`#${fid}`).dataset.max) > 0, id,
+                                 { timeout: 30_000 });
+    }
+    const before = { img: await canvasImage('chart-records'), n: await points('chart-records') };
+    assert.notEqual(before.img, idle, 'the records chart did not change when records came in');
+    // ... and move: two more points later the picture is another one.
+    await page.waitForFunction((n) => Number(document.querySelector('#chart-records').dataset.points) >= n + 2,
+                               before.n, { timeout: 15_000 });
+    const after = await canvasImage('chart-records');
+    assert.notEqual(after, before.img, 'the records chart did not move');
+    await flowing;
+
+    // What the page drew is what the server kept.
+    const series = await svc.api('GET', '/stats/series');
+    assert.equal(series.status, 200);
+    const stored = series.body.points.series.stored_per_s;
+    const serverMax = Math.max(...stored);
+    assert.ok(serverMax > 0, `stored_per_s: ${JSON.stringify(stored)}`);
+    await page.waitForFunction(() => Number(document.querySelector('#chart-records').dataset.points) >= 1);
+    const pageMax = Number(await page.getAttribute('#chart-records', 'data-max'));
+    assert.ok(pageMax >= serverMax * 0.999, `page max ${pageMax} < server max ${serverMax}`);
+    const ts = series.body.points.t;
+    const totalStored = stored.reduce(
+      (a, v, i) => a + v * (i === 0 ? series.body.interval_s : ts[i] - ts[i - 1]), 0);
+    // Every message is counted once in the series (each rate times its
+    // interval; the last few may still be on their way when it was read).
+    assert.ok(totalStored <= 48 + 0.5 && totalStored >= 30, `series counts ${totalStored} stored records`);
+    const latency = JSON.parse(await page.getAttribute('#chart-latency', 'data-last'));
+    assert.ok('latency_p50_s' in latency && 'latency_p99_s' in latency, JSON.stringify(latency));
+    // Without Kafka there is no lag line, only records in flight.
+    const lagKeys = await page.$$eval('#chart-lag .key', (ks) => ks.map((k) => k.dataset.key));
+    assert.deepEqual(lagKeys, ['inflight']);
+
+    // --- the pipeline view ------------------------------------------------
+    await page.waitForSelector('#pipeline-sources .node[data-name="http"][data-state="running"]');
+    await page.waitForSelector('#pipeline-sinks .node[data-sink="store"][data-state="closed"]');
+    await page.waitForSelector('#pipeline-sinks .node[data-sink="dlq"]');
+    await page.waitForFunction(() => /read [1-9]/.test(
+      document.querySelector('#pipeline-sources .node[data-name="http"] .nums').textContent));
+    assert.match(await page.textContent('#pipeline-encoder'), /MiniLM/i);
+
+    await screenshot();
+
+    // --- dead letters: none here, and the page says so ---------------------
+    assert.equal((await svc.api('GET', '/stats')).body.dead_letters.total, 0);
+    assert.equal(await page.isVisible('#dlq-empty'), true);
+    assert.match(await page.textContent('#dlq-total'), /^0 in total/);
+    // A seam for the table itself (the embedded mode has no way to make a dead
+    // letter): the real /stats with one dead letter added, whose detail holds
+    // markup that must stay text.
+    await page.route('**/stats', async (route) => {
+      const real = await route.fetch();
+      const body = await real.json();
+      body.dead_letters = { total: 1, recent: [{ time: Date.now() / 1000, source: 'kafka', id: 'bad-1',
+        reason: 'invalid_json', stage: 'decode', detail: '<img id="dlq-injected" src=x> not JSON' }] };
+      await route.fulfill({ response: real, json: body });
+    });
+    await page.waitForSelector('#dlq tr[data-reason="invalid_json"]', { timeout: 10_000 });
+    assert.match(await page.textContent('#dlq tr'), /bad-1.*invalid_json.*decode.*not JSON/s);
+    assert.equal(await page.$('#dlq-injected'), null, 'a dead letter detail was parsed as markup');
+    await page.unroute('**/stats');
+
+    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
+    assert.deepEqual(ctx.errors, [], 'console errors');
+  } catch (err) {
+    await keepEvidence(ctx, 'dashboard-charts-failure');
+    throw err;
+  } finally {
+    await screenshot();  // when it failed before the one above
+  }
+});

@@ -486,6 +486,18 @@ def test_every_metric_used_exists_in_a_real_serve(run, binary, model_dir, kafka_
         wait(sources, lambda s: s["kafka"]["stored"] >= n_kafka and s["kafka"]["rejected"] >= len(bad)
              and s["postgres"]["stored"] >= n_pg and s["http"]["stored"] >= 1,
              180, "every source's records stored, the bad ones dead letters", svc)
+        # The dashboard's dead-letter table (GET /stats dead_letters): the
+        # three bad records, newest first, with their reasons.
+        stats = svc.stats()
+        dead = stats["dead_letters"]
+        assert dead["total"] == sum(s["rejected"] for s in stats["sources"].values()), dead
+        kafka_dead = [d for d in dead["recent"] if d["source"] == "kafka"]
+        assert len(kafka_dead) == len(bad), dead
+        assert {d["stage"] for d in kafka_dead} == {"decode"}, dead
+        assert "invalid_json" in {d["reason"] for d in kafka_dead}, dead
+        assert all(d["detail"] for d in kafka_dead), dead
+        times = [d["time"] for d in dead["recent"]]
+        assert times == sorted(times, reverse=True), dead
         hits = svc.post("/embeddings/search", {"query": "pipeline metrics", "limit": 3})
         assert hits, hits
 
