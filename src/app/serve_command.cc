@@ -407,8 +407,8 @@ int ServeCommand::Run() {
             config->kafka.enabled() ? config->kafka.bootstrap_servers : "off",
             config->search_backend, config->ingest.mode, config->events.bus);
   if (svc.messages) svc.messages->Start();
+  svc.series->Start();  // its baseline before the first record is read
   svc.pipelines->StartAll();
-  svc.series->Start();
   running = true;
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   running = false;

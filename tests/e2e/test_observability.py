@@ -498,6 +498,14 @@ def test_every_metric_used_exists_in_a_real_serve(run, binary, model_dir, kafka_
         assert all(d["detail"] for d in kafka_dead), dead
         times = [d["time"] for d in dead["recent"]]
         assert times == sorted(times, reverse=True), dead
+        # The dashboard's charts (GET /stats/series): with a Kafka source the
+        # lag series has values, and the records stored show in the rates.
+        series = wait(lambda: svc.get("/stats/series")[1], lambda b: any(
+            v is not None for v in json.loads(b)["points"]["series"]["kafka_lag"]),
+            30, "a kafka_lag point in /stats/series", svc)
+        points = json.loads(series)["points"]
+        assert len(points["t"]) >= 1 and max(points["series"]["stored_per_s"]) > 0, points
+        assert max(points["series"]["dead_letters_per_s"]) > 0, points
         hits = svc.post("/embeddings/search", {"query": "pipeline metrics", "limit": 3})
         assert hits, hits
 
