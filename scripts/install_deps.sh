@@ -11,7 +11,8 @@
 #              test             what the test suite adds: venv, Java + Maven
 #                               (the Kafka broker), chromium (the browser test),
 #                               redis-server (the events bus tests),
-#                               prometheus (promtool: deploy/prometheus checks)
+#                               prometheus (promtool: deploy/prometheus checks),
+#                               curl + unzip (scripts/deploy_tools.sh: the Go toolchain)
 #              runtime          only the shared libraries the binary loads
 #                               (deploy/Dockerfile's runtime stage)
 #              dev              clang-format, clang-tidy, shellcheck (lint)
