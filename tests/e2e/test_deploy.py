@@ -403,6 +403,17 @@ def test_helm_template(values, tmp_path, binary):
             f"Invalid: 0, Errors: 0, Skipped: {skipped}") in r.stdout, r.stdout
 
 
+def test_helm_store_on_is_a_statefulset_by_default(tmp_path):
+    """Turning the embedded store on keeps it on a volume unless told not to."""
+    out = helm("template", "es", str(CHART), "--set", "store.enabled=true", tmp=tmp_path).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(out) if d}
+    assert "StatefulSet" in kinds and "Deployment" not in kinds, kinds
+    out = helm("template", "es", str(CHART), "--set", "store.enabled=true",
+               "--set", "store.persistence.enabled=false", tmp=tmp_path).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(out) if d}
+    assert "Deployment" in kinds and "StatefulSet" not in kinds, kinds
+
+
 def test_kubeconform_refuses_broken_manifests(tmp_path):
     path, docs = render("default", tmp_path)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
