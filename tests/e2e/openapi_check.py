@@ -17,6 +17,12 @@ response is not what the document says for that operation:
 `OpenApi.check_sse_frame(frame)` does the same for one Server-Sent Events frame
 of GET /events (`x-sse-data` of its text/event-stream response).
 
+`python openapi_check.py RESPONSES.jsonl` checks responses another test
+recorded, one JSON object per line: {"method", "target", "status",
+"headers": {name: value}, "body_base64"} (null body: not read). The browser
+test (test_dashboard.mjs) records every response its page and its own calls
+receive and runs this at its end. Exit 1 with every error printed.
+
 `install_http_hook()` makes every HTTP response that `http.client` (and so
 `urllib.request`) receives in this process from `embedstream serve` (it says
 `Server: embedstream`) go through `check_response` before the caller sees it;
@@ -391,3 +397,33 @@ def install_http_hook() -> None:
         http.client.HTTPConnection.putrequest = checked_putrequest
         http.client.HTTPConnection.getresponse = checked_getresponse
         _hooked = True
+
+
+def check_recorded(path: pathlib.Path) -> list:
+    """Every error of the responses recorded in `path` (JSON lines)."""
+    import base64
+    doc = OpenApi.load()
+    errors, n = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        body = None if r.get("body_base64") is None else base64.b64decode(r["body_base64"])
+        try:
+            doc.check_response(r["method"], r["target"], int(r["status"]), r.get("headers") or {}, body)
+        except AssertionError as e:
+            errors.append(str(e))
+        n += 1
+    print(f"docs/openapi.yaml: {n} recorded responses checked, {len(errors)} not as documented")
+    return errors
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 2:
+        sys.exit("usage: openapi_check.py RESPONSES.jsonl")
+    problems = check_recorded(pathlib.Path(sys.argv[1]))
+    for p in problems:
+        print(p, file=sys.stderr)
+    sys.exit(1 if problems else 0)
+

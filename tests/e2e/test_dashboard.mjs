@@ -7,13 +7,15 @@
 // Environment: EMBEDSTREAM_BIN (default build/release/embedstream),
 // EMBEDSTREAM_MODEL_DIR (default models/all-MiniLM-L6-v2), EMBEDSTREAM_CHROMIUM
 // (default /usr/bin/chromium), EMBEDSTREAM_E2E_OUT (a folder: on failure the
-// screenshot, page HTML and server log are written there).
+// screenshot, page HTML and server log are written there), EMBEDSTREAM_TEST_PYTHON
+// (default .cache/venv-test/bin/python: checks every response against
+// docs/openapi.yaml), EMBEDSTREAM_OPENAPI_CHECK=0 (no such check).
 //
 // Chromium runs without its sandbox (chromiumSandbox: false, i.e.
 // --no-sandbox): it refuses to start as root with one, and CI runs as root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,6 +28,11 @@ const BIN = process.env.EMBEDSTREAM_BIN || path.join(REPO, 'build/release/embeds
 const MODEL_DIR = process.env.EMBEDSTREAM_MODEL_DIR || path.join(REPO, 'models/all-MiniLM-L6-v2');
 const CHROMIUM = process.env.EMBEDSTREAM_CHROMIUM || '/usr/bin/chromium';
 const OUT = process.env.EMBEDSTREAM_E2E_OUT || '';
+// Every response the page and the test receive is checked against
+// docs/openapi.yaml by tests/e2e/openapi_check.py (with this Python: ctest
+// passes the test venv's) unless EMBEDSTREAM_OPENAPI_CHECK=0.
+const PYTHON = process.env.EMBEDSTREAM_TEST_PYTHON || path.join(REPO, '.cache/venv-test/bin/python');
+const OPENAPI_CHECK = process.env.EMBEDSTREAM_OPENAPI_CHECK !== '0';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -86,7 +93,15 @@ class Service {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
-    return { status: r.status, body: await r.json() };
+    const raw = Buffer.from(await r.arrayBuffer());
+    this.record(method, p, r.status, Object.fromEntries(r.headers), raw);
+    return { status: r.status, body: JSON.parse(raw.toString('utf8')) };
+  }
+
+  // Every response of this server the test sees, for checkOpenApi().
+  record(method, target, status, headers, body) {
+    (this.responses ||= []).push({ method, target, status, headers,
+                                   body_base64: body === null ? null : body.toString('base64') });
   }
 
   tail(n = 40) {
@@ -153,7 +168,32 @@ async function openDashboard(t, extraArgs = []) {
     const u = req.url();
     if (!u.startsWith(svc.base) && !u.startsWith('data:')) ctx.foreign.push(u);
   });
+  // What the page receives, for checkOpenApi() (a stream's body is not read).
+  ctx.pending = [];
+  page.on('response', (resp) => {
+    if (!resp.url().startsWith(svc.base)) return;
+    const headers = resp.headers();
+    const target = resp.url().slice(svc.base.length) || '/';
+    const streaming = (headers['content-type'] || '').startsWith('text/event-stream');
+    ctx.pending.push((streaming ? Promise.resolve(null) : resp.body().catch(() => null)).then((body) =>
+      svc.record(resp.request().method(), target, resp.status(), headers, body)));
+  });
   return ctx;
+}
+
+// Every response the page and the test received, checked against
+// docs/openapi.yaml (tests/e2e/openapi_check.py).
+async function checkOpenApi(ctx) {
+  if (!OPENAPI_CHECK) return;
+  await Promise.all(ctx.pending);
+  const responses = ctx.svc.responses || [];
+  assert.ok(responses.length > 0, 'no responses recorded');
+  const file = path.join(ctx.svc.dir, 'responses.jsonl');
+  fs.writeFileSync(file, responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  assert.ok(fs.existsSync(PYTHON), `${PYTHON} missing (scripts/install_test_env.sh), or EMBEDSTREAM_OPENAPI_CHECK=0`);
+  const r = spawnSync(PYTHON, [path.join(REPO, 'tests/e2e/openapi_check.py'), file], { encoding: 'utf8' });
+  console.error(r.stdout.trim());
+  assert.equal(r.status, 0, `responses not as docs/openapi.yaml says:\n${r.stderr}`);
 }
 
 // On failure: screenshot, page HTML and server log into $EMBEDSTREAM_E2E_OUT.
@@ -276,6 +316,7 @@ test('dashboard: create, live events, status, messages, search', { timeout: 300_
       assert.equal(await page.getAttribute('#create-result', 'data-id'), null);
     });
 
+    await checkOpenApi(ctx);
     assert.deepEqual(ctx.foreign, [], 'requests to other origins');
     assert.deepEqual(ctx.errors, [], 'console errors');
   } catch (err) {
@@ -327,6 +368,7 @@ test('dashboard: with auth.token the page, its reads and its stream need the tok
     await page.waitForSelector('#create-result[data-id]');
     await page.waitForFunction(() => Number(document.querySelector('#tile-total').dataset.value) === 2);
 
+    await checkOpenApi(ctx);
     assert.deepEqual(ctx.foreign, [], 'requests to other origins');
     assert.deepEqual(ctx.errors, [], 'console errors');
   } catch (err) {
@@ -436,6 +478,7 @@ test('dashboard: live charts move while messages flow; pipeline view; dead lette
     assert.equal(await page.$('#dlq-injected'), null, 'a dead letter detail was parsed as markup');
     await page.unroute('**/stats');
 
+    await checkOpenApi(ctx);
     assert.deepEqual(ctx.foreign, [], 'requests to other origins');
     assert.deepEqual(ctx.errors, [], 'console errors');
   } catch (err) {
