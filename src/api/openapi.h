@@ -1,7 +1,8 @@
 #pragma once
 // GET /openapi.json of `embedstream serve`: docs/openapi.yaml, the HTTP API as
 // an OpenAPI 3.1 document, compiled into the binary at build time
-// (embed_text.cmake writes openapi_yaml.cc from it) and converted to JSON once, on the first request, with yaml-cpp.
+// (embed_text.cmake writes openapi_yaml.cc from it) and converted to JSON once, on the first
+// request, with yaml-cpp.
 //
 // Access: the route is an ordinary GET, so the access policy treats it like
 // the other reads (open without auth.token; else either token, as a header or

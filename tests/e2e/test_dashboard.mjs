@@ -181,6 +181,14 @@ async function openDashboard(t, extraArgs = []) {
   return ctx;
 }
 
+// What every test ends with: no request to another origin, no console error,
+// every response as docs/openapi.yaml says.
+async function checkPageHealth(ctx) {
+  await checkOpenApi(ctx);
+  assert.deepEqual(ctx.foreign, [], 'requests to other origins');
+  assert.deepEqual(ctx.errors, [], 'console errors');
+}
+
 // Every response the page and the test received, checked against
 // docs/openapi.yaml (tests/e2e/openapi_check.py).
 async function checkOpenApi(ctx) {
@@ -316,9 +324,7 @@ test('dashboard: create, live events, status, messages, search', { timeout: 300_
       assert.equal(await page.getAttribute('#create-result', 'data-id'), null);
     });
 
-    await checkOpenApi(ctx);
-    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
-    assert.deepEqual(ctx.errors, [], 'console errors');
+    await checkPageHealth(ctx);
   } catch (err) {
     await keepEvidence(ctx, 'dashboard-failure');
     throw err;
@@ -368,9 +374,7 @@ test('dashboard: with auth.token the page, its reads and its stream need the tok
     await page.waitForSelector('#create-result[data-id]');
     await page.waitForFunction(() => Number(document.querySelector('#tile-total').dataset.value) === 2);
 
-    await checkOpenApi(ctx);
-    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
-    assert.deepEqual(ctx.errors, [], 'console errors');
+    await checkPageHealth(ctx);
   } catch (err) {
     await keepEvidence(ctx, 'dashboard-token-failure');
     throw err;
@@ -478,9 +482,7 @@ test('dashboard: live charts move while messages flow; pipeline view; dead lette
     assert.equal(await page.$('#dlq-injected'), null, 'a dead letter detail was parsed as markup');
     await page.unroute('**/stats');
 
-    await checkOpenApi(ctx);
-    assert.deepEqual(ctx.foreign, [], 'requests to other origins');
-    assert.deepEqual(ctx.errors, [], 'console errors');
+    await checkPageHealth(ctx);
   } catch (err) {
     await keepEvidence(ctx, 'dashboard-charts-failure');
     throw err;
